@@ -1,0 +1,16 @@
+//! wagate's schema migrations. They run at gateway start (`wagate serve` / `wagate migrate`)
+//! and can also run on their own: `cargo run -p migration -- up`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_foundation;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,51 @@
+//! Authentication primitives: who is calling (`Principal`), passwords, JWTs and opaque tokens.
+
+pub mod jwt;
+pub mod password;
+pub mod token;
+
+use crate::ids::{ApiKeyId, TenantId, UserId};
+
+/// Who is acting on a request: always scoped to one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant every query of the request is scoped to.
+    pub tenant_id: TenantId,
+    /// The user or API key behind the request.
+    pub actor: Actor,
+}
+
+/// The authenticated party.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A dashboard user, authenticated by JWT.
+    User(UserId),
+    /// A server-to-server API key.
+    ApiKey(ApiKeyId),
+}
+
+impl Principal {
+    /// The user id, when the caller is a user.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.actor {
+            Actor::User(u) => Some(u),
+            Actor::ApiKey(_) => None,
+        }
+    }
+}
+
+use crate::error::AppError;
+
+/// Extracts the token from an `Authorization: Bearer <token>` value.
+pub fn parse_bearer(value: &str) -> Result<&str, AppError> {
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(AppError::Unauthorized(
+            "Authorization header must be 'Bearer <accessToken>'".into(),
+        )),
+    }
+}

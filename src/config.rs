@@ -1,0 +1,417 @@
+//! Configuration: command-line flags, environment variables and `.env`, validated once at start.
+//!
+//! Every key is documented in README.md with its default. Values arrive as strings and are
+//! validated here so that a bad value fails start-up with one clear line naming the key.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Default data directory (SQLite file, generated JWT secret, later media).
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Default access-token lifetime.
+pub const DEFAULT_ACCESS_TOKEN_TTL: &str = "15m";
+/// Default refresh-token lifetime.
+pub const DEFAULT_REFRESH_TOKEN_TTL: &str = "30days";
+/// Default request body limit in bytes (JSON bodies; upload routes set their own).
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Default number of auth attempts (register/login/refresh) per client IP per minute.
+pub const DEFAULT_AUTH_RATE_LIMIT: u32 = 30;
+/// Minimum length of an explicitly configured JWT secret.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Raw configuration as given on the command line or in the environment.
+#[derive(clap::Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Address to listen on.
+    #[arg(long, global = true, env = "WAGATE_ADDR")]
+    pub addr: Option<String>,
+    /// Data directory; created if missing.
+    #[arg(long, global = true, env = "WAGATE_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// Database URL (`sqlite://…` or `postgres://…`). Default: SQLite file in the data dir.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL for the cross-instance event bus. Optional.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// JWT signing secret (at least 32 bytes). Default: generated and kept in the data dir.
+    #[arg(long, global = true, env = "WAGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Access-token lifetime, e.g. `15m`.
+    #[arg(long, global = true, env = "WAGATE_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<String>,
+    /// Refresh-token lifetime, e.g. `30days`.
+    #[arg(long, global = true, env = "WAGATE_REFRESH_TOKEN_TTL")]
+    pub refresh_token_ttl: Option<String>,
+    /// Maximum request body size in bytes.
+    #[arg(long, global = true, env = "WAGATE_BODY_LIMIT")]
+    pub body_limit: Option<String>,
+    /// Auth attempts (register, login, refresh) allowed per client IP per minute.
+    #[arg(long, global = true, env = "WAGATE_AUTH_RATE_LIMIT")]
+    pub auth_rate_limit: Option<String>,
+    /// Database pool size. Default: 10 on PostgreSQL, 1 on SQLite (a single writer).
+    #[arg(long, global = true, env = "WAGATE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "WAGATE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated configuration. Secrets are redacted in `Debug`.
+#[derive(Clone)]
+pub struct Config {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL (may hold a password).
+    pub database_url: SecretString,
+    /// Redis URL, when the Redis event bus is wanted.
+    pub redis_url: Option<SecretString>,
+    /// Explicit JWT secret; when `None` one is generated and persisted in the data dir.
+    pub jwt_secret: Option<SecretString>,
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Request body limit in bytes.
+    pub body_limit: usize,
+    /// Auth attempts per client IP per minute.
+    pub auth_rate_limit: u32,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// A configuration value that failed validation.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn err(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn parse_ttl(key: &'static str, v: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let raw = non_empty(v).unwrap_or_else(|| default.to_owned());
+    let d = humantime::parse_duration(&raw).map_err(|e| {
+        err(
+            key,
+            format!("'{raw}' is not a duration like 15m or 30days ({e})"),
+        )
+    })?;
+    if d.as_secs() == 0 {
+        return Err(err(key, "must be at least one second"));
+    }
+    Ok(d)
+}
+
+fn parse_number<T: std::str::FromStr>(
+    key: &'static str,
+    v: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match non_empty(v) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<T>()
+            .map_err(|_| err(key, format!("'{raw}' is not a whole number"))),
+    }
+}
+
+/// True when the URL names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Config {
+    /// Defaults for everything, with the given data directory (used by tests and embedding).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        let args = ConfigArgs {
+            data_dir: Some(data_dir.to_string_lossy().into_owned()),
+            ..ConfigArgs::default()
+        };
+        // The defaults are constants checked by the unit tests below.
+        Self::from_args(args).unwrap_or_else(|e| panic!("defaults must be valid: {e}"))
+    }
+
+    /// Validates raw arguments into a configuration.
+    pub fn from_args(a: ConfigArgs) -> Result<Self, ConfigError> {
+        let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr: SocketAddr = addr_raw.parse().map_err(|_| {
+            err(
+                "WAGATE_ADDR",
+                format!("'{addr_raw}' is not a socket address like 127.0.0.1:8080"),
+            )
+        })?;
+        let data_dir =
+            PathBuf::from(non_empty(a.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
+
+        let database_url = match non_empty(a.database_url) {
+            Some(url) if url.starts_with("sqlite:") || is_postgres_url(&url) => url,
+            Some(_) => {
+                return Err(err(
+                    "DATABASE_URL",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("wagate.db").display()),
+        };
+
+        let redis_url = match non_empty(a.redis_url) {
+            Some(url) => {
+                redis::Client::open(url.as_str())
+                    .map_err(|e| err("REDIS_URL", format!("not a valid Redis URL ({e})")))?;
+                Some(SecretString::from(url))
+            }
+            None => None,
+        };
+
+        let jwt_secret = match non_empty(a.jwt_secret) {
+            Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
+                return Err(err(
+                    "WAGATE_JWT_SECRET",
+                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes long"),
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
+
+        let access_token_ttl = parse_ttl(
+            "WAGATE_ACCESS_TOKEN_TTL",
+            a.access_token_ttl,
+            DEFAULT_ACCESS_TOKEN_TTL,
+        )?;
+        let refresh_token_ttl = parse_ttl(
+            "WAGATE_REFRESH_TOKEN_TTL",
+            a.refresh_token_ttl,
+            DEFAULT_REFRESH_TOKEN_TTL,
+        )?;
+        if refresh_token_ttl <= access_token_ttl {
+            return Err(err(
+                "WAGATE_REFRESH_TOKEN_TTL",
+                "must be longer than WAGATE_ACCESS_TOKEN_TTL",
+            ));
+        }
+
+        let body_limit = parse_number("WAGATE_BODY_LIMIT", a.body_limit, DEFAULT_BODY_LIMIT)?;
+        if body_limit < 1024 {
+            return Err(err("WAGATE_BODY_LIMIT", "must be at least 1024 bytes"));
+        }
+        let auth_rate_limit = parse_number(
+            "WAGATE_AUTH_RATE_LIMIT",
+            a.auth_rate_limit,
+            DEFAULT_AUTH_RATE_LIMIT,
+        )?;
+        if auth_rate_limit == 0 {
+            return Err(err("WAGATE_AUTH_RATE_LIMIT", "must be at least 1"));
+        }
+        let default_pool = if is_postgres_url(&database_url) {
+            10
+        } else {
+            1
+        };
+        let db_max_connections = parse_number(
+            "WAGATE_DB_MAX_CONNECTIONS",
+            a.db_max_connections,
+            default_pool,
+        )?;
+        if db_max_connections == 0 {
+            return Err(err("WAGATE_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let log_format = match non_empty(a.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(err(
+                    "WAGATE_LOG_FORMAT",
+                    format!("'{other}' is not text or json"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            addr,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            redis_url,
+            jwt_secret,
+            access_token_ttl,
+            refresh_token_ttl,
+            body_limit,
+            auth_rate_limit,
+            db_max_connections,
+            log_format,
+        })
+    }
+
+    /// Creates the data directory if it is missing.
+    pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", self.data_dir.display()))
+    }
+
+    /// The database URL (contains credentials: never log it).
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+
+    /// True when the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        is_postgres_url(self.database_url())
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = if self.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("database", &format_args!("{backend} [REDACTED]"))
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("body_limit", &self.body_limit)
+            .field("auth_rate_limit", &self.auth_rate_limit)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_args(ConfigArgs::default()).unwrap();
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert_eq!(c.db_max_connections, 1);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: Vec<(ConfigArgs, &str)> = vec![
+            (
+                ConfigArgs {
+                    addr: Some("nope".into()),
+                    ..Default::default()
+                },
+                "WAGATE_ADDR",
+            ),
+            (
+                ConfigArgs {
+                    database_url: Some("mysql://x".into()),
+                    ..Default::default()
+                },
+                "DATABASE_URL",
+            ),
+            (
+                ConfigArgs {
+                    redis_url: Some("http://x".into()),
+                    ..Default::default()
+                },
+                "REDIS_URL",
+            ),
+            (
+                ConfigArgs {
+                    jwt_secret: Some("short".into()),
+                    ..Default::default()
+                },
+                "WAGATE_JWT_SECRET",
+            ),
+            (
+                ConfigArgs {
+                    access_token_ttl: Some("soon".into()),
+                    ..Default::default()
+                },
+                "WAGATE_ACCESS_TOKEN_TTL",
+            ),
+            (
+                ConfigArgs {
+                    refresh_token_ttl: Some("1m".into()),
+                    ..Default::default()
+                },
+                "WAGATE_REFRESH_TOKEN_TTL",
+            ),
+            (
+                ConfigArgs {
+                    body_limit: Some("lots".into()),
+                    ..Default::default()
+                },
+                "WAGATE_BODY_LIMIT",
+            ),
+            (
+                ConfigArgs {
+                    log_format: Some("xml".into()),
+                    ..Default::default()
+                },
+                "WAGATE_LOG_FORMAT",
+            ),
+        ];
+        for (args, key) in cases {
+            let e = Config::from_args(args).unwrap_err();
+            assert_eq!(e.key, key);
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid configuration: {key}: "))
+            );
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Config::from_args(ConfigArgs {
+            database_url: Some("postgres://u:hunter2hunter2@db/x".into()),
+            redis_url: Some("redis://:pw-secret@localhost".into()),
+            jwt_secret: Some("s".repeat(40)),
+            ..Default::default()
+        })
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"));
+        assert!(!dbg.contains("pw-secret"));
+        assert!(!dbg.contains(&"s".repeat(40)));
+        assert!(dbg.contains("[REDACTED]"));
+        assert_eq!(c.db_max_connections, 10);
+    }
+}

@@ -1,0 +1,152 @@
+//! The GraphQL adapter: resolvers over the same service functions as REST.
+//!
+//! `/graphql` (POST queries, GET serves GraphiQL) and `/graphql/ws` (`graphql-transport-ws`
+//! and the legacy `graphql-ws`). Credentials come from the `Authorization` / `X-API-Key`
+//! headers or, on WebSockets, from the `connection_init` payload.
+
+mod auth;
+mod mutation;
+mod query;
+
+use std::net::SocketAddr;
+
+use async_graphql::{EmptySubscription, ErrorExtensions, Schema, http::GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::{
+    Router,
+    extract::{ConnectInfo, State, WebSocketUpgrade},
+    http::HeaderMap,
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+
+pub use auth::GqlAuth;
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+use crate::{
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// The schema type.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Builds the schema; resolvers find the `AppState` in its data.
+pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription);
+    match state {
+        Some(s) => builder.data(s).finish(),
+        None => builder.finish(),
+    }
+}
+
+/// The SDL, as committed at `schema/schema.graphql`.
+pub fn sdl() -> String {
+    let mut s = build_schema(None).sdl();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// The client's address, for per-client limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+#[derive(Clone)]
+struct GqlState {
+    app: AppState,
+    schema: AppSchema,
+}
+
+/// Routes for `/graphql` and `/graphql/ws`.
+pub fn router(app: AppState) -> Router {
+    let schema = build_schema(Some(app.clone()));
+    Router::new()
+        .route("/graphql", get(graphiql).post(execute))
+        .route("/graphql/ws", get(websocket))
+        .with_state(GqlState { app, schema })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("wagate GraphiQL")
+            .finish(),
+    )
+}
+
+async fn execute(
+    State(g): State<GqlState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
+    let auth = auth::from_headers(&g.app, &headers).await;
+    g.schema
+        .execute(req.into_inner().data(auth).data(ClientAddr(addr)))
+        .await
+        .into()
+}
+
+async fn websocket(
+    State(g): State<GqlState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header_auth = auth::from_headers(&g.app, &headers).await;
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let app = g.app.clone();
+            GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let auth = auth::from_init_payload(&app, &payload, header_auth).await;
+                    if let GqlAuth::Invalid(msg) = &auth {
+                        return Err(async_graphql::Error::new(msg.clone()));
+                    }
+                    let mut data = async_graphql::Data::default();
+                    data.insert(auth);
+                    data.insert(ClientAddr(addr));
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+/// Converts a service error into a GraphQL error with `extensions.code` (and `errors`).
+pub fn gql_error(e: AppError) -> async_graphql::Error {
+    let code = e.code();
+    let fields = e.field_errors().cloned();
+    async_graphql::Error::new(e.public_message()).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(f) = &fields
+            && let Ok(v) = async_graphql::Value::from_json(serde_json::json!(f))
+        {
+            ext.set("errors", v);
+        }
+    })
+}
+
+/// `.gql()` on service results: the only way resolvers turn `AppError` into GraphQL errors.
+pub trait GqlResultExt<T> {
+    /// Maps the error with [`gql_error`].
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResultExt<T> for AppResult<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(gql_error)
+    }
+}
+
+/// The application state from the schema data.
+fn app<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+}

@@ -1,0 +1,83 @@
+//! `/api/external/api-keys`: API keys for server-to-server use, managed with a user JWT.
+
+use axum::{extract::State, response::Response};
+use uuid::Uuid;
+
+use super::{
+    envelope::{self, Envelope, MessageEnvelope},
+    extract::{KeyAuth, Path, UserAuth, ValidJson},
+};
+use crate::{
+    error::{AppResult, ErrorEnvelope},
+    service::api_keys::{
+        self, ApiKeyCreatedOutput, ApiKeyOutput, ApiKeyWhoAmIOutput, CreateApiKeyInput,
+    },
+    state::AppState,
+};
+
+/// Create an API key. The `key` in the response is shown only this once.
+#[utoipa::path(
+    post, path = "/api/external/api-keys", tag = "api-keys",
+    security(("bearerAuth" = [])),
+    request_body = CreateApiKeyInput,
+    responses(
+        (status = 201, description = "Created", body = Envelope<ApiKeyCreatedOutput>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    UserAuth(p): UserAuth,
+    ValidJson(input): ValidJson<CreateApiKeyInput>,
+) -> AppResult<Response> {
+    Ok(envelope::created(
+        api_keys::create(&state, &p, input).await?,
+    ))
+}
+
+/// List the tenant's live API keys (no secrets).
+#[utoipa::path(
+    get, path = "/api/external/api-keys", tag = "api-keys",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Keys", body = Envelope<Vec<ApiKeyOutput>>),
+        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppResult<Response> {
+    Ok(envelope::ok(api_keys::list(&state, &p).await?))
+}
+
+/// Revoke an API key; requests using it fail with 401 from then on.
+#[utoipa::path(
+    delete, path = "/api/external/api-keys/{id}", tag = "api-keys",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses(
+        (status = 200, description = "Revoked", body = MessageEnvelope),
+        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
+        (status = 404, description = "No such key in your tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    UserAuth(p): UserAuth,
+    Path(id): Path<Uuid>,
+) -> AppResult<Response> {
+    api_keys::revoke(&state, &p, id).await?;
+    Ok(envelope::message("API key revoked"))
+}
+
+/// The calling API key and its tenant: a quick way for an integration to check its key.
+#[utoipa::path(
+    get, path = "/api/external/me", tag = "api-keys",
+    security(("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The key and its tenant", body = Envelope<ApiKeyWhoAmIOutput>),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorEnvelope),
+    )
+)]
+pub async fn whoami(State(state): State<AppState>, KeyAuth(p): KeyAuth) -> AppResult<Response> {
+    Ok(envelope::ok(api_keys::whoami(&state, &p).await?))
+}

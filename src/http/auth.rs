@@ -1,0 +1,99 @@
+//! `/api/auth/*`: register, login, refresh, logout, me.
+
+use axum::{extract::State, response::Response};
+
+use super::{
+    envelope::{self, Envelope, MessageEnvelope},
+    extract::{AuthAttempt, UserAuth, ValidJson},
+};
+use crate::{
+    error::{AppResult, ErrorEnvelope},
+    service::auth::{self, AuthOutput, LoginInput, MeOutput, RefreshInput, RegisterInput},
+    state::AppState,
+};
+
+/// Create a tenant and its owner user, and sign in.
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth",
+    request_body = RegisterInput,
+    responses(
+        (status = 201, description = "Registered", body = Envelope<AuthOutput>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelope),
+        (status = 409, description = "Email already registered", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts", body = ErrorEnvelope),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    _: AuthAttempt,
+    ValidJson(input): ValidJson<RegisterInput>,
+) -> AppResult<Response> {
+    Ok(envelope::created(auth::register(&state, input).await?))
+}
+
+/// Exchange email and password for an access token and a refresh token.
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "Signed in", body = Envelope<AuthOutput>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelope),
+        (status = 401, description = "Invalid email or password", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts", body = ErrorEnvelope),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    _: AuthAttempt,
+    ValidJson(input): ValidJson<LoginInput>,
+) -> AppResult<Response> {
+    Ok(envelope::ok(auth::login(&state, input).await?))
+}
+
+/// Rotate a refresh token: returns a new pair; the presented token stops working.
+#[utoipa::path(
+    post, path = "/api/auth/refresh", tag = "auth",
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "New token pair", body = Envelope<AuthOutput>),
+        (status = 401, description = "Unknown, expired or already used refresh token", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts", body = ErrorEnvelope),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    _: AuthAttempt,
+    ValidJson(input): ValidJson<RefreshInput>,
+) -> AppResult<Response> {
+    Ok(envelope::ok(auth::refresh(&state, input).await?))
+}
+
+/// Revoke a refresh token (idempotent).
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth",
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "Signed out", body = MessageEnvelope),
+        (status = 400, description = "Validation failed", body = ErrorEnvelope),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    ValidJson(input): ValidJson<RefreshInput>,
+) -> AppResult<Response> {
+    auth::logout(&state, input).await?;
+    Ok(envelope::message("Logged out"))
+}
+
+/// The signed-in user and their tenant.
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Envelope<MeOutput>),
+        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
+    )
+)]
+pub async fn me(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppResult<Response> {
+    Ok(envelope::ok(auth::me(&state, &p).await?))
+}

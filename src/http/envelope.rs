@@ -1,0 +1,68 @@
+//! The documented success envelope `{success:true, data, message?}`.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `{success: true, data, message?}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    /// The payload.
+    pub data: T,
+    /// Optional human-readable message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `{success: true, message}` for actions that return no data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageEnvelope {
+    /// Always `true`.
+    pub success: bool,
+    /// What happened.
+    pub message: String,
+}
+
+/// 200 with data.
+pub fn ok<T: Serialize>(data: T) -> Response {
+    (
+        StatusCode::OK,
+        Json(Envelope {
+            success: true,
+            data,
+            message: None,
+        }),
+    )
+        .into_response()
+}
+
+/// 201 with data.
+pub fn created<T: Serialize>(data: T) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(Envelope {
+            success: true,
+            data,
+            message: None,
+        }),
+    )
+        .into_response()
+}
+
+/// 200 with only a message.
+pub fn message(msg: impl Into<String>) -> Response {
+    (
+        StatusCode::OK,
+        Json(MessageEnvelope {
+            success: true,
+            message: msg.into(),
+        }),
+    )
+        .into_response()
+}

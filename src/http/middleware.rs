@@ -1,0 +1,109 @@
+//! Cross-cutting HTTP behaviour: one log line per request, and no bare error bodies ever.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{HeaderName, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::extract::RequestTenant;
+use crate::error::AppError;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Logs method, matched route, status, latency, request id and tenant (when known).
+pub async fn log_requests(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let tenant = RequestTenant::default();
+    req.extensions_mut().insert(tenant.clone());
+    let res = next.run(req).await;
+    let tenant = tenant.get().map(|t| t.to_string()).unwrap_or_default();
+    tracing::info!(
+        target: "wagate::http",
+        method = %method,
+        route = %route,
+        status = res.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        tenant = %tenant,
+        "request"
+    );
+    res
+}
+
+fn is_json_response(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
+}
+
+/// Rewrites any error response that is not already JSON (axum's own rejections, 405s, limit
+/// layers) into the documented envelope, keeping its status and headers such as `Allow`.
+pub async fn ensure_envelope(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if status.as_u16() < 400 || is_json_response(&res) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let err = match status {
+        StatusCode::NOT_FOUND => AppError::NotFound("Route not found".into()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            AppError::MethodNotAllowed("Method not allowed for this route".into())
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            AppError::UnsupportedMediaType("Unsupported Content-Type".into())
+        }
+        StatusCode::UNAUTHORIZED => AppError::Unauthorized("Unauthorized".into()),
+        StatusCode::FORBIDDEN => AppError::Forbidden("Forbidden".into()),
+        StatusCode::TOO_MANY_REQUESTS => AppError::RateLimited {
+            retry_after_secs: 1,
+        },
+        s if s.is_client_error() => AppError::field(
+            "request",
+            if text.is_empty() {
+                "Invalid request".to_owned()
+            } else {
+                text
+            },
+        ),
+        _ => AppError::internal(anyhow::anyhow!("{status} without an envelope: {text}")),
+    };
+    let mut out = err.into_response();
+    *out.status_mut() = status;
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// 404 envelope for unknown routes.
+pub async fn not_found() -> Response {
+    AppError::NotFound("Route not found".into()).into_response()
+}

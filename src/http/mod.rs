@@ -1,0 +1,72 @@
+//! The REST adapter: thin axum handlers over the service layer, declared once with utoipa so
+//! the router and the OpenAPI document cannot disagree.
+
+pub mod api_keys;
+pub mod auth;
+pub mod envelope;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+
+use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
+use tower_http::{
+    cors::{Any, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+
+/// Every documented REST route.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(api_keys::create, api_keys::list))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(api_keys::whoami))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+}
+
+/// The OpenAPI document, as served at `/openapi.json` and committed at `openapi/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The OpenAPI document as pretty JSON with a trailing newline.
+pub fn openapi_json() -> String {
+    let mut s = openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// The complete application router: REST, GraphQL, docs, and the cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    let (rest, spec) = api_router().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    rest.fallback(middleware::not_found)
+        .with_state(state.clone())
+        .merge(crate::graphql::router(state.clone()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .layer(axum::middleware::from_fn(middleware::ensure_envelope))
+        .layer(axum::middleware::from_fn(middleware::log_requests))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(Any)
+                .allow_headers(Any)
+                .expose_headers([request_id.clone(), axum::http::header::RETRY_AFTER]),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

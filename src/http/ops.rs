@@ -1,0 +1,89 @@
+//! Health and readiness.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope};
+use crate::state::AppState;
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOutput {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Readiness of each dependency: `ok`, `down` or `disabled`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyOutput {
+    /// `ok` when every dependency is reachable.
+    pub status: &'static str,
+    /// The database.
+    pub database: &'static str,
+    /// Redis (`disabled` when `REDIS_URL` is not set).
+    pub redis: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = Envelope<HealthOutput>)))]
+pub async fn healthz() -> Response {
+    envelope::ok(HealthOutput { status: "ok" })
+}
+
+async fn redis_ok(client: &redis::Client) -> bool {
+    let check = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut con).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), check).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The database (and Redis, when configured) answer. 503 when one does not.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Envelope<ReadyOutput>),
+        (status = 503, description = "A dependency is down", body = Envelope<ReadyOutput>),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let db_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
+        Ok(Ok(()))
+    );
+    let redis = match &state.redis {
+        None => "disabled",
+        Some(c) if redis_ok(c).await => "ok",
+        Some(_) => "down",
+    };
+    let ready = db_ok && redis != "down";
+    let out = ReadyOutput {
+        status: if ready { "ok" } else { "unavailable" },
+        database: if db_ok { "ok" } else { "down" },
+        redis,
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Envelope {
+            success: ready,
+            data: out,
+            message: None,
+        }),
+    )
+        .into_response()
+}

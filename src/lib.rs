@@ -1,0 +1,20 @@
+//! wagate: a self-hostable WhatsApp gateway. REST (axum) and GraphQL (async-graphql) are thin
+//! adapters over one service layer backed by sea-orm.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ids;
+pub mod repo;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{build_state, serve, startup};

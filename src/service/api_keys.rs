@@ -1,0 +1,171 @@
+//! API keys: create (the secret is returned once), list, revoke. Managed by users only.
+
+use async_graphql::SimpleObject;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::{
+    auth::{Principal, token},
+    error::{AppError, AppResult},
+    ids::ApiKeyId,
+    repo,
+    state::AppState,
+};
+
+/// A new key's name.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateApiKeyInput {
+    /// A label, e.g. "CRM integration".
+    #[serde(default)]
+    #[schema(required = true)]
+    #[validate(length(
+        min = 1,
+        max = 100,
+        message = "Name is required (at most 100 characters)"
+    ))]
+    pub name: String,
+}
+
+/// A freshly created key: `key` is shown only this once.
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCreatedOutput {
+    /// Key id.
+    pub id: Uuid,
+    /// Label.
+    pub name: String,
+    /// The secret key for `X-API-Key`. Store it now: it cannot be shown again.
+    pub key: String,
+    /// The first characters of the key, for recognising it later.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key as listed (no secret).
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyOutput {
+    /// Key id.
+    pub id: Uuid,
+    /// Label.
+    pub name: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last time the key authenticated a request (minute granularity).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<entity::api_key::Model> for ApiKeyOutput {
+    fn from(r: entity::api_key::Model) -> Self {
+        ApiKeyOutput {
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// What an API key sees of itself.
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyWhoAmIOutput {
+    /// The key (no secret).
+    pub api_key: ApiKeyOutput,
+    /// The tenant it acts for.
+    pub tenant: crate::service::auth::TenantOutput,
+}
+
+/// The calling API key and its tenant (lets integrators check a key).
+pub async fn whoami(state: &AppState, principal: &Principal) -> AppResult<ApiKeyWhoAmIOutput> {
+    let crate::auth::Actor::ApiKey(id) = principal.actor else {
+        return Err(AppError::Forbidden("This endpoint needs an API key".into()));
+    };
+    let key = repo::api_keys::get(&state.db, principal.tenant_id, id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("Invalid or revoked API key".into()))?;
+    let tenant = repo::tenants::get(&state.db, principal.tenant_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("Tenant no longer exists".into()))?;
+    Ok(ApiKeyWhoAmIOutput {
+        api_key: key.into(),
+        tenant: crate::service::auth::TenantOutput {
+            id: tenant.id,
+            name: tenant.name,
+        },
+    })
+}
+
+fn require_user(principal: &Principal) -> AppResult<crate::ids::UserId> {
+    principal.user_id().ok_or_else(|| {
+        AppError::Forbidden("API keys are managed with a user access token, not an API key".into())
+    })
+}
+
+/// Creates a key for the caller's tenant.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    input: CreateApiKeyInput,
+) -> AppResult<ApiKeyCreatedOutput> {
+    let user = require_user(principal)?;
+    input.validate()?;
+    let name = input.name.trim();
+    if name.is_empty() {
+        return Err(AppError::field(
+            "name",
+            "Name is required (at most 100 characters)",
+        ));
+    }
+    let key = token::new_api_key();
+    let prefix = token::display_prefix(&key);
+    let row = repo::api_keys::insert(
+        &state.db,
+        principal.tenant_id,
+        Some(user),
+        name,
+        &prefix,
+        &token::sha256_hex(&key),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(ApiKeyCreatedOutput {
+        id: row.id,
+        name: row.name,
+        key,
+        prefix: row.prefix,
+        created_at: row.created_at,
+    })
+}
+
+/// The tenant's live keys.
+pub async fn list(state: &AppState, principal: &Principal) -> AppResult<Vec<ApiKeyOutput>> {
+    require_user(principal)?;
+    let rows = repo::api_keys::list_active(&state.db, principal.tenant_id).await?;
+    Ok(rows.into_iter().map(ApiKeyOutput::from).collect())
+}
+
+/// Revokes a key; another tenant's or an unknown key is 404.
+pub async fn revoke(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<()> {
+    require_user(principal)?;
+    if repo::api_keys::revoke(
+        &state.db,
+        principal.tenant_id,
+        ApiKeyId(id),
+        state.clock.now(),
+    )
+    .await?
+    {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("API key not found".into()))
+    }
+}

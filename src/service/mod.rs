@@ -1,0 +1,5 @@
+//! The service layer: every business rule lives here, called by REST and GraphQL alike.
+//! Input and output types are shared by both adapters.
+
+pub mod api_keys;
+pub mod auth;

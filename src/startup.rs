@@ -1,0 +1,96 @@
+//! Assembling and running the gateway: `startup(cfg, listener, shutdown)`.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::jwt::{JwtKeys, load_or_create_secret},
+    config::Config,
+    db, http,
+    state::{AppState, Overrides},
+};
+
+/// Creates the data dir, loads the JWT secret, connects and migrates the database.
+pub async fn build_state(cfg: Config, overrides: Overrides) -> anyhow::Result<AppState> {
+    cfg.ensure_data_dir()?;
+    let secret = load_or_create_secret(cfg.jwt_secret.as_ref(), &cfg.data_dir)?;
+    let redis = match &cfg.redis_url {
+        Some(url) => Some(redis::Client::open(url.expose_secret())?),
+        None => None,
+    };
+    let conn = db::connect(&cfg).await?;
+    db::migrate(&conn).await?;
+    Ok(AppState::new(
+        conn,
+        Arc::new(cfg),
+        JwtKeys::new(&secret),
+        redis,
+        overrides,
+    ))
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, then drains and closes.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = http::router(state.clone());
+    let pruner = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.prune_limiters();
+            }
+        })
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "wagate listening");
+    }
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    pruner.abort();
+    if let Err(e) = state.db.close_by_ref().await {
+        tracing::warn!(error = %e, "closing the database pool");
+    }
+    tracing::info!("wagate stopped");
+    result.map_err(Into::into)
+}
+
+/// Builds the state from `cfg` and serves on `listener` until `shutdown`.
+pub async fn startup(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build_state(cfg, Overrides::default()).await?;
+    serve(state, listener, shutdown).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

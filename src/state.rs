@@ -1,0 +1,74 @@
+//! Shared application state: the database, keys, clock and limiters, held by every adapter.
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::jwt::JwtKeys,
+    clock::{Clock, SystemClock},
+    config::Config,
+    error::{AppError, AppResult},
+};
+
+/// Everything a request handler or resolver may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// JWT signing keys.
+    pub jwt: JwtKeys,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Redis client, when configured.
+    pub redis: Option<redis::Client>,
+    auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// Replaceable dependencies (tests drive time through these).
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// Clock to use instead of the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl AppState {
+    /// Assembles the state from its parts.
+    pub fn new(
+        db: DatabaseConnection,
+        cfg: Arc<Config>,
+        jwt: JwtKeys,
+        redis: Option<redis::Client>,
+        overrides: Overrides,
+    ) -> Self {
+        let per_minute = NonZeroU32::new(cfg.auth_rate_limit).unwrap_or(NonZeroU32::MIN);
+        let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+        Self {
+            db,
+            cfg,
+            jwt,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            redis,
+            auth_limiter: limiter,
+        }
+    }
+
+    /// Counts one authentication attempt from `ip`; 429 with a retry delay when over quota.
+    pub fn check_auth_rate(&self, ip: IpAddr) -> AppResult<()> {
+        self.auth_limiter.check_key(&ip).map_err(|not_until| {
+            let now = governor::clock::DefaultClock::default().now();
+            let wait: Duration = not_until.wait_time_from(now);
+            AppError::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+
+    /// Drops limiter entries that have fully recovered (called periodically).
+    pub fn prune_limiters(&self) {
+        self.auth_limiter.retain_recent();
+    }
+}

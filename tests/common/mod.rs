@@ -1,0 +1,388 @@
+//! Test harness: a real gateway on 127.0.0.1:0 with its own database.
+//!
+//! SQLite (a file in a temp dir) by default; with `TEST_DATABASE_URL` set, a fresh PostgreSQL
+//! schema per test. `TEST_REDIS_URL` names the Redis used by Redis tests.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use wagate::{
+    clock::{Clock, ManualClock},
+    config::Config,
+    state::{AppState, Overrides},
+};
+
+/// A running gateway.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub cfg: Config,
+    pub clock: ManualClock,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    dir: Arc<tempfile::TempDir>,
+}
+
+/// How to authenticate a request.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Key(&'a str),
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// True when tests run against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// A fresh PostgreSQL schema; the URL that selects it.
+async fn postgres_schema(base: &str) -> String {
+    let schema = format!("wt_{}", uuid::Uuid::new_v4().simple());
+    let conn = Database::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Configuration for a new test app: temp data dir, own database.
+pub async fn test_config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config::with_data_dir(dir);
+    cfg.addr = "127.0.0.1:0".parse().unwrap();
+    if let Ok(base) = std::env::var("TEST_DATABASE_URL")
+        && !base.is_empty()
+    {
+        cfg.database_url = postgres_schema(&base).await.into();
+        cfg.db_max_connections = 5;
+    }
+    cfg
+}
+
+impl TestApp {
+    /// A gateway with default test configuration.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A gateway whose configuration `f` may adjust.
+    pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut cfg = test_config(dir.path()).await;
+        f(&mut cfg);
+        Self::start(cfg, dir, ManualClock::default()).await
+    }
+
+    /// Starts a gateway with exactly this configuration (e.g. a restart on the same data).
+    pub async fn start(cfg: Config, dir: Arc<tempfile::TempDir>, clock: ManualClock) -> TestApp {
+        let overrides = Overrides {
+            clock: Some(Arc::new(clock.clone()) as Arc<dyn Clock>),
+        };
+        let state = wagate::build_state(cfg.clone(), overrides)
+            .await
+            .expect("build state");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(wagate::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            cfg,
+            clock,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            dir,
+        }
+    }
+
+    /// Stops the server gracefully and returns what a restart needs.
+    pub async fn stop(mut self) -> (Config, Arc<tempfile::TempDir>, ManualClock) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        (self.cfg.clone(), self.dir.clone(), self.clock.clone())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Key(k) => req.header("X-API-Key", k),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, auth: Auth<'_>) -> Resp {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: Auth<'_>, body: Value) -> Resp {
+        self.call(Method::POST, path, auth, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: Auth<'_>) -> Resp {
+        self.call(Method::DELETE, path, auth, None).await
+    }
+
+    /// Registers a tenant owner; returns the `data` of the response.
+    pub async fn register(&self, email: &str) -> Value {
+        let r = self
+            .post(
+                "/api/auth/register",
+                Auth::None,
+                json!({"email": email, "password": "correct-horse-battery", "name": "Test User", "company": "Acme"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "register failed: {}", r.body);
+        r.body["data"].clone()
+    }
+
+    /// Registers and returns the access token.
+    pub async fn token(&self, email: &str) -> String {
+        self.register(email).await["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an API key with a user token; returns the secret key.
+    pub async fn api_key(&self, token: &str, name: &str) -> String {
+        let r = self
+            .post(
+                "/api/external/api-keys",
+                Auth::Bearer(token),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["data"]["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs a GraphQL operation over HTTP.
+    pub async fn graphql(&self, auth: Auth<'_>, query: &str, variables: Value) -> Value {
+        let r = self
+            .post(
+                "/graphql",
+                auth,
+                json!({"query": query, "variables": variables}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Resp {
+    pub async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{status}: body is not JSON: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts the documented error envelope with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["success"], false, "body: {}", self.body);
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.headers
+                .get("content-type")
+                .is_some_and(|v| v.to_str().unwrap().starts_with("application/json")),
+            "error bodies are JSON"
+        );
+    }
+}
+
+/// The Redis URL for Redis tests. Under CI (`CI` set) a missing or unreachable Redis fails
+/// the test; elsewhere the test is skipped with a notice.
+pub async fn redis_url_or_skip(test: &str) -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    let reachable = match &url {
+        Some(u) => match redis::Client::open(u.as_str()) {
+            Ok(c) => c.get_multiplexed_async_connection().await.is_ok(),
+            Err(_) => false,
+        },
+        None => false,
+    };
+    if reachable {
+        return url;
+    }
+    if ci {
+        panic!("{test}: Redis is required under CI but TEST_REDIS_URL={url:?} is not reachable");
+    }
+    eprintln!("SKIPPED {test}: set TEST_REDIS_URL to a reachable Redis to run it");
+    None
+}
+
+/// A GraphQL-over-WebSocket test client.
+pub struct GqlWs {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// Why a connection_init was not acknowledged.
+#[derive(Debug)]
+pub enum InitRefused {
+    /// The server closed the socket (graphql-transport-ws), with this reason.
+    Closed(String),
+    /// The server sent `connection_error` (legacy graphql-ws).
+    Error(Value),
+}
+
+impl GqlWs {
+    /// Connects with `protocol` (`graphql-transport-ws` or `graphql-ws`) and sends
+    /// `connection_init` with `payload`; Ok once acknowledged.
+    pub async fn connect(
+        app: &TestApp,
+        protocol: &str,
+        payload: Value,
+    ) -> Result<GqlWs, InitRefused> {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/graphql/ws", app.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket upgrade");
+        assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+        let mut c = GqlWs { ws };
+        c.ws.send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"type": "connection_init", "payload": payload}).to_string(),
+        ))
+        .await
+        .unwrap();
+        loop {
+            match c.next_raw().await {
+                Some(Ok(v)) if v["type"] == "connection_ack" => return Ok(c),
+                Some(Ok(v)) if v["type"] == "ka" => continue,
+                Some(Ok(v)) if v["type"] == "connection_error" => {
+                    return Err(InitRefused::Error(v));
+                }
+                Some(Ok(v)) => panic!("unexpected message before ack: {v}"),
+                Some(Err(reason)) => return Err(InitRefused::Closed(reason)),
+                None => return Err(InitRefused::Closed(String::new())),
+            }
+        }
+    }
+
+    /// The next JSON message (Err(reason) on a close frame), within 10 s.
+    pub async fn next_raw(&mut self) -> Option<Result<Value, String>> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("no websocket message within 10 s")?;
+            match msg {
+                Ok(Message::Text(t)) => return Some(Ok(serde_json::from_str(&t).unwrap())),
+                Ok(Message::Close(frame)) => {
+                    return Some(Err(frame.map(|f| f.reason.to_string()).unwrap_or_default()));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(other) => panic!("unexpected frame {other:?}"),
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+
+    /// The next JSON message, skipping keep-alives; panics on close.
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            match self.next_raw().await {
+                Some(Ok(v)) if v["type"] == "ka" || v["type"] == "ping" || v["type"] == "pong" => {
+                    continue;
+                }
+                Some(Ok(v)) => return v,
+                other => panic!("websocket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a raw JSON message.
+    pub async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// Starts an operation with `graphql-transport-ws` framing.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}))
+            .await;
+    }
+}

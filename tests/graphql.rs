@@ -1,0 +1,307 @@
+//! GraphQL over HTTP and WebSocket: auth by header and by connection_init, error codes.
+
+mod common;
+
+use common::{Auth, GqlWs, InitRefused, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email role } tenant { id name } } }";
+
+#[tokio::test]
+async fn register_login_refresh_and_me_over_http() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .graphql(
+            Auth::None,
+            REGISTER,
+            json!({"input": {"email": "gql@example.com", "password": "password123", "name": "G", "company": "GraphCo"}}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let reg = &r["data"]["register"];
+    assert_eq!(reg["user"]["email"], "gql@example.com");
+    assert_eq!(reg["user"]["role"], "owner");
+    assert_eq!(reg["tenant"]["name"], "GraphCo");
+    assert_eq!(reg["expiresIn"], 900);
+
+    // The same account works over REST: one service layer.
+    let rest = app
+        .post(
+            "/api/auth/login",
+            Auth::None,
+            json!({"email": "gql@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(rest.status, StatusCode::OK);
+
+    let r = app
+        .graphql(
+            Auth::None,
+            "mutation { login(input: {email: \"gql@example.com\", password: \"password123\"}) { accessToken refreshToken } }",
+            json!({}),
+        )
+        .await;
+    let token = r["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = r["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ me { user { email name } tenant { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["me"]["user"]["email"], "gql@example.com");
+    assert_eq!(r["data"]["me"]["tenant"]["name"], "GraphCo");
+
+    let q = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }";
+    let r = app.graphql(Auth::None, q, json!({"t": refresh})).await;
+    assert!(r["data"]["refreshToken"]["refreshToken"].is_string(), "{r}");
+    let r = app.graphql(Auth::None, q, json!({"t": refresh})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
+}
+
+#[tokio::test]
+async fn errors_carry_the_same_codes_as_rest() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .graphql(Auth::None, "{ me { user { email } } }", json!({}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
+    assert_eq!(r["data"], serde_json::Value::Null);
+
+    let r = app
+        .graphql(
+            Auth::Bearer("not-a-token"),
+            "{ me { user { email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
+
+    let r = app
+        .graphql(
+            Auth::None,
+            REGISTER,
+            json!({"input": {"email": "nope", "password": "short", "name": "x"}}),
+        )
+        .await;
+    let e = &r["errors"][0]["extensions"];
+    assert_eq!(e["code"], "VALIDATION_ERROR", "{r}");
+    assert_eq!(e["errors"]["email"], "Valid email is required");
+    assert_eq!(
+        e["errors"]["password"],
+        "Password must be at least 8 characters"
+    );
+
+    app.register("taken@example.com").await;
+    let r = app
+        .graphql(
+            Auth::None,
+            REGISTER,
+            json!({"input": {"email": "taken@example.com", "password": "password123", "name": "x"}}),
+        )
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "CONFLICT", "{r}");
+}
+
+#[tokio::test]
+async fn api_keys_over_graphql_and_key_auth() {
+    let app = TestApp::spawn().await;
+    let token = app.token("gqlkeys@example.com").await;
+    let r = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { createApiKey(name: \"bot\") { id key prefix name } }",
+            json!({}),
+        )
+        .await;
+    let created = &r["data"]["createApiKey"];
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["name"], "bot");
+
+    // Visible over REST too.
+    let rest = app
+        .get("/api/external/api-keys", Auth::Bearer(&token))
+        .await;
+    assert_eq!(rest.body["data"][0]["id"], id.as_str());
+
+    let r = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ apiKeys { id name lastUsedAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["apiKeys"][0]["id"], id.as_str());
+
+    // An API key authenticates GraphQL, but cannot manage keys.
+    let r = app
+        .graphql(Auth::Key(&key), "{ apiKeys { id } }", json!({}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+
+    // Tenant isolation: another tenant cannot revoke it.
+    let other = app.token("gqlother@example.com").await;
+    let q = "mutation($id: ID!) { revokeApiKey(id: $id) }";
+    let r = app
+        .graphql(Auth::Bearer(&other), q, json!({"id": id}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
+    let r = app
+        .graphql(Auth::Bearer(&token), q, json!({"id": "nope"}))
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "VALIDATION_ERROR",
+        "{r}"
+    );
+    let r = app
+        .graphql(Auth::Bearer(&token), q, json!({"id": id}))
+        .await;
+    assert_eq!(r["data"]["revokeApiKey"], true, "{r}");
+    let r = app
+        .graphql(Auth::Key(&key), "{ apiKeys { id } }", json!({}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
+}
+
+#[tokio::test]
+async fn graphiql_is_served() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("graphiql") || html.contains("GraphiQL"));
+    assert!(html.contains("/graphql/ws"));
+}
+
+#[tokio::test]
+async fn websocket_auth_with_bearer_in_connection_init() {
+    let app = TestApp::spawn().await;
+    let token = app.token("ws@example.com").await;
+    let mut ws = GqlWs::connect(
+        &app,
+        "graphql-transport-ws",
+        json!({"Authorization": format!("Bearer {token}")}),
+    )
+    .await
+    .expect("ack");
+    ws.subscribe("1", "{ me { user { email } } }", json!({}))
+        .await;
+    let msg = ws.next_json().await;
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(msg["id"], "1");
+    assert_eq!(
+        msg["payload"]["data"]["me"]["user"]["email"],
+        "ws@example.com"
+    );
+    let done = ws.next_json().await;
+    assert_eq!(done, json!({"type": "complete", "id": "1"}));
+}
+
+#[tokio::test]
+async fn websocket_auth_with_api_key_and_anonymous() {
+    let app = TestApp::spawn().await;
+    let token = app.token("wskey@example.com").await;
+    let key = app.api_key(&token, "ws").await;
+    let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({"X-API-Key": key}))
+        .await
+        .expect("ack");
+    ws.subscribe("k", "{ me { user { email } } }", json!({}))
+        .await;
+    let msg = ws.next_json().await;
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{msg}"
+    );
+
+    // No credentials: the connection is accepted, protected fields are not.
+    let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({}))
+        .await
+        .expect("ack");
+    ws.subscribe("a", "{ me { user { email } } }", json!({}))
+        .await;
+    let msg = ws.next_json().await;
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "UNAUTHORIZED",
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn websocket_refuses_bad_credentials() {
+    let app = TestApp::spawn().await;
+    match GqlWs::connect(
+        &app,
+        "graphql-transport-ws",
+        json!({"Authorization": "Bearer forged"}),
+    )
+    .await
+    {
+        Err(InitRefused::Closed(reason)) => {
+            assert!(reason.contains("Invalid access token"), "{reason}")
+        }
+        other => panic!(
+            "expected the socket to close, got {:?}",
+            other.map(|_| "ack")
+        ),
+    }
+    match GqlWs::connect(
+        &app,
+        "graphql-transport-ws",
+        json!({"X-API-Key": "wag_unknown"}),
+    )
+    .await
+    {
+        Err(InitRefused::Closed(reason)) => assert!(reason.contains("API key"), "{reason}"),
+        other => panic!(
+            "expected the socket to close, got {:?}",
+            other.map(|_| "ack")
+        ),
+    }
+}
+
+#[tokio::test]
+async fn legacy_graphql_ws_protocol() {
+    let app = TestApp::spawn().await;
+    let token = app.token("legacy@example.com").await;
+    let mut ws = GqlWs::connect(
+        &app,
+        "graphql-ws",
+        json!({"Authorization": format!("Bearer {token}")}),
+    )
+    .await
+    .expect("ack");
+    ws.send(
+        json!({"id": "1", "type": "start", "payload": {"query": "{ me { tenant { name } } }"}}),
+    )
+    .await;
+    let msg = ws.next_json().await;
+    assert_eq!(msg["type"], "data", "{msg}");
+    assert_eq!(msg["payload"]["data"]["me"]["tenant"]["name"], "Acme");
+
+    match GqlWs::connect(
+        &app,
+        "graphql-ws",
+        json!({"Authorization": "Bearer forged"}),
+    )
+    .await
+    {
+        Err(InitRefused::Error(v)) => assert_eq!(v["type"], "connection_error"),
+        other => panic!("expected connection_error, got {:?}", other.map(|_| "ack")),
+    }
+}
