@@ -7,6 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::provider::{ProviderKind, sandbox::SandboxConfig};
+
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default data directory (SQLite file, generated JWT secret, later media).
@@ -58,6 +60,24 @@ pub struct ConfigArgs {
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "WAGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Default provider for new sessions: `sandbox` (`web` and `cloud` are planned).
+    #[arg(long, global = true, env = "WAGATE_PROVIDER")]
+    pub provider: Option<String>,
+    /// Sandbox: validity of the first QR code.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_QR_FIRST_TTL")]
+    pub sandbox_qr_first_ttl: Option<String>,
+    /// Sandbox: validity of each following QR code.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_QR_TTL")]
+    pub sandbox_qr_ttl: Option<String>,
+    /// Sandbox: QR codes issued before giving up.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_QR_ROTATIONS")]
+    pub sandbox_qr_rotations: Option<String>,
+    /// Sandbox: delay before a paired session is back online.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_CONNECT_DELAY")]
+    pub sandbox_connect_delay: Option<String>,
+    /// Live events buffered per tenant before slow subscribers lose the oldest.
+    #[arg(long, global = true, env = "WAGATE_EVENT_BUFFER")]
+    pub event_buffer: Option<String>,
 }
 
 /// Log output format.
@@ -94,6 +114,12 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Log format.
     pub log_format: LogFormat,
+    /// Default provider for new sessions.
+    pub provider: ProviderKind,
+    /// Sandbox provider timings.
+    pub sandbox: SandboxConfig,
+    /// Live events buffered per tenant.
+    pub event_buffer: usize,
 }
 
 /// A configuration value that failed validation.
@@ -117,18 +143,30 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-fn parse_ttl(key: &'static str, v: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+fn parse_duration(
+    key: &'static str,
+    v: Option<String>,
+    default: &str,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
     let raw = non_empty(v).unwrap_or_else(|| default.to_owned());
     let d = humantime::parse_duration(&raw).map_err(|e| {
         err(
             key,
-            format!("'{raw}' is not a duration like 15m or 30days ({e})"),
+            format!("'{raw}' is not a duration like 500ms, 15m or 30days ({e})"),
         )
     })?;
-    if d.as_secs() == 0 {
-        return Err(err(key, "must be at least one second"));
+    if d < min {
+        return Err(err(
+            key,
+            format!("must be at least {}", humantime::format_duration(min)),
+        ));
     }
     Ok(d)
+}
+
+fn parse_ttl(key: &'static str, v: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    parse_duration(key, v, default, Duration::from_secs(1))
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -256,6 +294,54 @@ impl Config {
             }
         };
 
+        let provider = match non_empty(a.provider).as_deref() {
+            None | Some("sandbox") => ProviderKind::Sandbox,
+            Some(other @ ("web" | "cloud")) => {
+                return Err(err(
+                    "WAGATE_PROVIDER",
+                    format!("provider '{other}' is not available in this build yet; use sandbox"),
+                ));
+            }
+            Some(other) => {
+                return Err(err(
+                    "WAGATE_PROVIDER",
+                    format!("'{other}' is not sandbox, web or cloud"),
+                ));
+            }
+        };
+        let ms = Duration::from_millis(1);
+        let sandbox = SandboxConfig {
+            qr_first_ttl: parse_duration(
+                "WAGATE_SANDBOX_QR_FIRST_TTL",
+                a.sandbox_qr_first_ttl,
+                "60s",
+                ms,
+            )?,
+            qr_ttl: parse_duration("WAGATE_SANDBOX_QR_TTL", a.sandbox_qr_ttl, "20s", ms)?,
+            qr_rotations: parse_number(
+                "WAGATE_SANDBOX_QR_ROTATIONS",
+                a.sandbox_qr_rotations,
+                6u32,
+            )?,
+            connect_delay: parse_duration(
+                "WAGATE_SANDBOX_CONNECT_DELAY",
+                a.sandbox_connect_delay,
+                "200ms",
+                Duration::ZERO,
+            )?,
+        };
+        if sandbox.qr_rotations == 0 {
+            return Err(err("WAGATE_SANDBOX_QR_ROTATIONS", "must be at least 1"));
+        }
+        let event_buffer = parse_number(
+            "WAGATE_EVENT_BUFFER",
+            a.event_buffer,
+            crate::events::DEFAULT_CAPACITY,
+        )?;
+        if event_buffer == 0 {
+            return Err(err("WAGATE_EVENT_BUFFER", "must be at least 1"));
+        }
+
         Ok(Config {
             addr,
             data_dir,
@@ -268,6 +354,9 @@ impl Config {
             auth_rate_limit,
             db_max_connections,
             log_format,
+            provider,
+            sandbox,
+            event_buffer,
         })
     }
 
@@ -310,6 +399,9 @@ impl std::fmt::Debug for Config {
             .field("auth_rate_limit", &self.auth_rate_limit)
             .field("db_max_connections", &self.db_max_connections)
             .field("log_format", &self.log_format)
+            .field("provider", &self.provider)
+            .field("sandbox", &self.sandbox)
+            .field("event_buffer", &self.event_buffer)
             .finish()
     }
 }

@@ -5,15 +5,25 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     auth::jwt::{JwtKeys, load_or_create_secret},
     config::Config,
-    db, http,
+    db,
+    events::EventBus,
+    http,
+    service::sessions,
     state::{AppState, Overrides},
 };
 
 /// Creates the data dir, loads the JWT secret, connects and migrates the database.
-pub async fn build_state(cfg: Config, overrides: Overrides) -> anyhow::Result<AppState> {
+/// Background tasks stop when `shutdown` is cancelled (`serve` cancels it when it returns).
+pub async fn build_state(
+    cfg: Config,
+    overrides: Overrides,
+    shutdown: CancellationToken,
+) -> anyhow::Result<AppState> {
     cfg.ensure_data_dir()?;
     let secret = load_or_create_secret(cfg.jwt_secret.as_ref(), &cfg.data_dir)?;
     let redis = match &cfg.redis_url {
@@ -22,13 +32,26 @@ pub async fn build_state(cfg: Config, overrides: Overrides) -> anyhow::Result<Ap
     };
     let conn = db::connect(&cfg).await?;
     db::migrate(&conn).await?;
-    Ok(AppState::new(
+    let bus = match &redis {
+        Some(client) => {
+            let bus = EventBus::with_redis(client.clone(), cfg.event_buffer, shutdown.clone());
+            if !bus.wait_ready(Duration::from_secs(3)).await {
+                tracing::warn!("Redis is unreachable; events stay local until it is back");
+            }
+            bus
+        }
+        None => EventBus::in_process(cfg.event_buffer),
+    };
+    let state = AppState::new(
         conn,
         Arc::new(cfg),
         JwtKeys::new(&secret),
         redis,
+        bus,
         overrides,
-    ))
+    );
+    sessions::runtime::resume(&state).await?;
+    Ok(state)
 }
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains and closes.
@@ -58,6 +81,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     pruner.abort();
+    state.runtime.stop_all();
     if let Err(e) = state.db.close_by_ref().await {
         tracing::warn!(error = %e, "closing the database pool");
     }
@@ -71,8 +95,11 @@ pub async fn startup(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = build_state(cfg, Overrides::default()).await?;
-    serve(state, listener, shutdown).await
+    let background = CancellationToken::new();
+    let state = build_state(cfg, Overrides::default(), background.clone()).await?;
+    let result = serve(state, listener, shutdown).await;
+    background.cancel();
+    result
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

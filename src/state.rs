@@ -10,6 +10,9 @@ use crate::{
     clock::{Clock, SystemClock},
     config::Config,
     error::{AppError, AppResult},
+    events::EventBus,
+    provider::{Providers, sandbox::SandboxProvider},
+    service::sessions::SessionRuntime,
 };
 
 /// Everything a request handler or resolver may need. Cheap to clone.
@@ -25,6 +28,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Redis client, when configured.
     pub redis: Option<redis::Client>,
+    /// Live events.
+    pub bus: EventBus,
+    /// WhatsApp providers by kind.
+    pub providers: Providers,
+    /// Provider tasks running in this process.
+    pub runtime: SessionRuntime,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -33,6 +42,8 @@ pub struct AppState {
 pub struct Overrides {
     /// Clock to use instead of the system clock.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Providers to use instead of the built-in ones (tests inject failing or scripted ones).
+    pub providers: Option<Providers>,
 }
 
 impl AppState {
@@ -42,16 +53,27 @@ impl AppState {
         cfg: Arc<Config>,
         jwt: JwtKeys,
         redis: Option<redis::Client>,
+        bus: EventBus,
         overrides: Overrides,
     ) -> Self {
         let per_minute = NonZeroU32::new(cfg.auth_rate_limit).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+        let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let providers = overrides.providers.unwrap_or_else(|| {
+            Providers::default().with(Arc::new(SandboxProvider::new(
+                cfg.sandbox.clone(),
+                clock.clone(),
+            )))
+        });
         Self {
             db,
             cfg,
             jwt,
-            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             redis,
+            bus,
+            providers,
+            runtime: SessionRuntime::default(),
             auth_limiter: limiter,
         }
     }

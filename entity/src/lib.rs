@@ -4,3 +4,4 @@ pub mod api_key;
 pub mod refresh_token;
 pub mod tenant;
 pub mod user;
+pub mod wa_session;

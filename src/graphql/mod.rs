@@ -7,10 +7,12 @@
 mod auth;
 mod mutation;
 mod query;
+mod sessions;
+mod subscription;
 
 use std::net::SocketAddr;
 
-use async_graphql::{EmptySubscription, ErrorExtensions, Schema, http::GraphiQLSource};
+use async_graphql::{ErrorExtensions, MergedObject, Schema, http::GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Router,
@@ -21,8 +23,15 @@ use axum::{
 };
 
 pub use auth::GqlAuth;
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+pub use subscription::{QrEvent, SessionStatusEvent, SubscriptionRoot};
+
+/// All queries.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(query::AuthQuery, sessions::SessionQuery);
+
+/// All mutations.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(mutation::AuthMutation, sessions::SessionMutation);
 
 use crate::{
     error::{AppError, AppResult},
@@ -30,11 +39,15 @@ use crate::{
 };
 
 /// The schema type.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema; resolvers find the `AppState` in its data.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
-    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription);
+    let builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    );
     match state {
         Some(s) => builder.data(s).finish(),
         None => builder.finish(),

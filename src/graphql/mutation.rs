@@ -1,4 +1,4 @@
-//! Mutation root.
+//! Auth and API-key mutations.
 
 use async_graphql::{Context, ID, Object, Result};
 use uuid::Uuid;
@@ -13,7 +13,8 @@ use crate::{
 };
 
 /// Mutations.
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct AuthMutation;
 
 fn count_auth_attempt(ctx: &Context<'_>) -> Result<()> {
     if let Ok(ClientAddr(addr)) = ctx.data::<ClientAddr>() {
@@ -22,14 +23,15 @@ fn count_auth_attempt(ctx: &Context<'_>) -> Result<()> {
     Ok(())
 }
 
-fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
+/// Parses an `ID!` argument as a UUID (VALIDATION_ERROR otherwise).
+pub(super) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
     Uuid::parse_str(id.as_str())
         .map_err(|_| AppError::field(field, "Must be a UUID"))
         .gql()
 }
 
 #[Object]
-impl MutationRoot {
+impl AuthMutation {
     /// Create a tenant and its owner user, and sign in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthOutput> {
         count_auth_attempt(ctx)?;

@@ -1,4 +1,4 @@
-//! Query root.
+//! Auth and API-key queries.
 
 use async_graphql::{Context, Object, Result};
 
@@ -9,10 +9,11 @@ use crate::service::{
 };
 
 /// Queries.
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct AuthQuery;
 
 #[Object]
-impl QueryRoot {
+impl AuthQuery {
     /// The signed-in user and their tenant.
     async fn me(&self, ctx: &Context<'_>) -> Result<MeOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;

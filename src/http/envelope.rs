@@ -66,3 +66,43 @@ pub fn message(msg: impl Into<String>) -> Response {
     )
         .into_response()
 }
+
+/// `{success: true, data: [...], pagination: {page, limit, total, totalPages}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PagedEnvelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    /// The page's items.
+    pub data: Vec<T>,
+    /// Paging.
+    pub pagination: crate::service::pagination::Pagination,
+}
+
+/// 200 with a page of items.
+pub fn paged<T: Serialize>(
+    data: Vec<T>,
+    pagination: crate::service::pagination::Pagination,
+) -> Response {
+    (
+        StatusCode::OK,
+        Json(PagedEnvelope {
+            success: true,
+            data,
+            pagination,
+        }),
+    )
+        .into_response()
+}
+
+/// 200 with data and a message.
+pub fn ok_with_message<T: Serialize>(data: T, msg: impl Into<String>) -> Response {
+    (
+        StatusCode::OK,
+        Json(Envelope {
+            success: true,
+            data,
+            message: Some(msg.into()),
+        }),
+    )
+        .into_response()
+}

@@ -101,6 +101,51 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     }
 }
 
+/// Like [`ValidJson`], but an empty body means `T::default()` (for optional bodies).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(AppError::UnsupportedMediaType(
+                "Content-Type must be application/json".into(),
+            ));
+        }
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => parse_json(&bytes).map(OptionalJson),
+            _ => Err(AppError::field("body", "The body must be a JSON object")),
+        }
+    }
+}
+
+/// `?page=&limit=` as given; validated by the service.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Page number (default 1).
+    pub page: Option<String>,
+    /// Items per page (default 20, at most 100).
+    pub limit: Option<String>,
+}
+
+impl PageQuery {
+    /// The validated page request.
+    pub fn request(&self) -> Result<crate::service::pagination::PageRequest, AppError> {
+        crate::service::pagination::PageRequest::from_query(
+            self.page.as_deref(),
+            self.limit.as_deref(),
+        )
+    }
+}
+
 impl From<PathRejection> for AppError {
     fn from(e: PathRejection) -> Self {
         AppError::field("id", format!("Invalid path parameter: {}", e.body_text()))

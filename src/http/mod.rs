@@ -8,6 +8,8 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod sandbox;
+pub mod sessions;
 
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
 use tower_http::{
@@ -31,6 +33,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(api_keys::whoami))
+        .routes(routes!(sessions::list, sessions::create))
+        .routes(routes!(sessions::get, sessions::rename, sessions::delete))
+        .routes(routes!(sessions::connect))
+        .routes(routes!(sessions::status))
+        .routes(routes!(sessions::disconnect))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::qr))
+        .routes(routes!(sandbox::scan))
+        .routes(routes!(sessions::external_list))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }

@@ -20,6 +20,8 @@ use crate::error::ErrorEnvelope;
     tags(
         (name = "auth", description = "Sign-up, sign-in and tokens"),
         (name = "api-keys", description = "API keys for server-to-server integrations"),
+        (name = "sessions", description = "WhatsApp sessions: create, connect with a QR code, status, disconnect"),
+        (name = "sandbox", description = "Simulator controls for sandbox sessions"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

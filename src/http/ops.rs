@@ -61,10 +61,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
         Ok(Ok(()))
     );
-    let redis = match &state.redis {
-        None => "disabled",
-        Some(c) if redis_ok(c).await => "ok",
-        Some(_) => "down",
+    let redis = match (&state.redis, state.bus.redis_status()) {
+        (None, _) => "disabled",
+        (Some(c), Some(s)) if s.subscribed && redis_ok(c).await => "ok",
+        (Some(c), None) if redis_ok(c).await => "ok",
+        _ => "down",
     };
     let ready = db_ok && redis != "down";
     let out = ReadyOutput {

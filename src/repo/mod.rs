@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod refresh_tokens;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 

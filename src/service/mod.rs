@@ -3,3 +3,5 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod pagination;
+pub mod sessions;

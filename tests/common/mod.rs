@@ -25,6 +25,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    background: tokio_util::sync::CancellationToken,
     dir: Arc<tempfile::TempDir>,
 }
 
@@ -66,6 +67,7 @@ async fn postgres_schema(base: &str) -> String {
 pub async fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config::with_data_dir(dir);
     cfg.addr = "127.0.0.1:0".parse().unwrap();
+    cfg.sandbox.connect_delay = std::time::Duration::from_millis(10);
     if let Ok(base) = std::env::var("TEST_DATABASE_URL")
         && !base.is_empty()
     {
@@ -91,10 +93,22 @@ impl TestApp {
 
     /// Starts a gateway with exactly this configuration (e.g. a restart on the same data).
     pub async fn start(cfg: Config, dir: Arc<tempfile::TempDir>, clock: ManualClock) -> TestApp {
+        Self::start_with(cfg, dir, clock, None).await
+    }
+
+    /// Like [`TestApp::start`], with replacement providers.
+    pub async fn start_with(
+        cfg: Config,
+        dir: Arc<tempfile::TempDir>,
+        clock: ManualClock,
+        providers: Option<wagate::provider::Providers>,
+    ) -> TestApp {
         let overrides = Overrides {
             clock: Some(Arc::new(clock.clone()) as Arc<dyn Clock>),
+            providers,
         };
-        let state = wagate::build_state(cfg.clone(), overrides)
+        let background = tokio_util::sync::CancellationToken::new();
+        let state = wagate::build_state(cfg.clone(), overrides, background.clone())
             .await
             .expect("build state");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -111,6 +125,7 @@ impl TestApp {
             clock,
             shutdown: Some(tx),
             handle: Some(handle),
+            background,
             dir,
         }
     }
@@ -123,6 +138,7 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
+        self.background.cancel();
         (self.cfg.clone(), self.dir.clone(), self.clock.clone())
     }
 
@@ -216,6 +232,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.background.cancel();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -288,6 +305,8 @@ pub struct GqlWs {
     pub ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Messages read while waiting for another operation's, in arrival order.
+    stash: std::collections::VecDeque<Value>,
 }
 
 /// Why a connection_init was not acknowledged.
@@ -318,7 +337,10 @@ impl GqlWs {
             .await
             .expect("websocket upgrade");
         assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
-        let mut c = GqlWs { ws };
+        let mut c = GqlWs {
+            ws,
+            stash: Default::default(),
+        };
         c.ws.send(tokio_tungstenite::tungstenite::Message::text(
             json!({"type": "connection_init", "payload": payload}).to_string(),
         ))
@@ -371,6 +393,28 @@ impl GqlWs {
         }
     }
 
+    /// The next message of operation `id` (any type), keeping other operations' messages
+    /// for their own readers: streams of one socket are not ordered relative to each other.
+    pub async fn next_of(&mut self, id: &str) -> Value {
+        if let Some(pos) = self.stash.iter().position(|m| m["id"] == id) {
+            return self.stash.remove(pos).unwrap_or_default();
+        }
+        loop {
+            let msg = self.next_json().await;
+            if msg["id"] == id {
+                return msg;
+            }
+            self.stash.push_back(msg);
+        }
+    }
+
+    /// The next `next` payload's `data` for operation `id`.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let msg = self.next_of(id).await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        msg["payload"]["data"].clone()
+    }
+
     /// Sends a raw JSON message.
     pub async fn send(&mut self, v: Value) {
         use futures_util::SinkExt;
@@ -384,5 +428,76 @@ impl GqlWs {
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}))
             .await;
+    }
+}
+
+impl TestApp {
+    pub async fn patch(&self, path: &str, auth: Auth<'_>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, auth, Some(body)).await
+    }
+
+    /// POST without a body (like the documented connect/disconnect calls).
+    pub async fn post_empty(&self, path: &str, auth: Auth<'_>) -> Resp {
+        self.call(Method::POST, path, auth, None).await
+    }
+
+    /// Creates a session; returns its id.
+    pub async fn create_session(&self, token: &str, name: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/whatsapp",
+                Auth::Bearer(token),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Connect + sandbox scan: returns the connected session.
+    pub async fn connected_session(&self, token: &str, phone: &str) -> String {
+        let id = self.create_session(token, "Connected line").await;
+        let r = self
+            .post_empty(
+                &format!("/api/v1/whatsapp/{id}/connect"),
+                Auth::Bearer(token),
+            )
+            .await;
+        assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
+        let r = self
+            .post(
+                &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
+                Auth::Bearer(token),
+                json!({"phoneNumber": phone}),
+            )
+            .await;
+        assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
+        id
+    }
+
+    /// Waits until `n` local subscribers listen to the tenant's events.
+    pub async fn wait_subscribers(&self, tenant: &str, n: usize) {
+        let tenant = wagate::ids::TenantId(uuid::Uuid::parse_str(tenant).unwrap());
+        for _ in 0..200 {
+            if self.state.bus.local_subscribers(tenant) >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("subscribers never reached {n}");
+    }
+
+    /// Polls a session's status until it is `want` (max 10 s).
+    pub async fn wait_status(&self, token: &str, id: &str, want: &str) -> Value {
+        for _ in 0..400 {
+            let r = self
+                .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(token))
+                .await;
+            if r.body["data"]["status"] == want {
+                return r.body["data"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("session {id} never became {want}");
     }
 }

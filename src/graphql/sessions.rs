@@ -1,0 +1,126 @@
+//! Session queries and mutations.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::{GqlAuth, GqlResultExt, app, mutation::parse_id};
+use crate::service::{
+    pagination::PageRequest,
+    sessions::{
+        self, ConnectOutput, CreateSessionInput, RenameSessionInput, SandboxScanInput,
+        SessionOutput, SessionPage,
+    },
+};
+
+/// Session queries.
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The tenant's sessions (page from 1, limit 1–100, default 20).
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<SessionPage> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        let page = PageRequest::new(page, limit).gql()?;
+        sessions::list(app(ctx)?, &p, page).await.gql()
+    }
+
+    /// One session.
+    async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::get(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+}
+
+/// Session mutations.
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Create a session slot (`disconnected`).
+    async fn create_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateSessionInput,
+    ) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::create(app(ctx)?, &p, input).await.gql()
+    }
+
+    /// Start connecting: `qr_pending` (subscribe to `sessionQr`) or `connected`.
+    async fn connect_session(&self, ctx: &Context<'_>, id: ID) -> Result<ConnectOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::connect(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// Disconnect, keeping the pairing.
+    async fn disconnect_session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        let id = parse_id(&id, "id")?;
+        let state = app(ctx)?;
+        sessions::disconnect(state, &p, id).await.gql()?;
+        sessions::get(state, &p, id).await.gql()
+    }
+
+    /// Forget the pairing.
+    async fn logout_session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::logout(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// Log out and remove the session.
+    async fn delete_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::delete(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Rename a session.
+    async fn rename_session(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: String,
+    ) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::rename(
+            app(ctx)?,
+            &p,
+            parse_id(&id, "id")?,
+            RenameSessionInput { name },
+        )
+        .await
+        .gql()
+    }
+
+    /// Sandbox sessions only: scan the pending QR code with a simulated phone.
+    async fn sandbox_scan(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        phone_number: Option<String>,
+    ) -> Result<SessionOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::sandbox_scan(
+            app(ctx)?,
+            &p,
+            parse_id(&id, "id")?,
+            SandboxScanInput { phone_number },
+        )
+        .await
+        .gql()
+    }
+}

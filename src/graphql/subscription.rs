@@ -1,0 +1,126 @@
+//! Live subscriptions. Every stream is built from the subscriber's own tenant's channel, so
+//! another tenant's events cannot reach it.
+
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream, stream::BoxStream};
+
+use super::{GqlAuth, GqlResultExt, app, mutation::parse_id};
+use crate::{
+    events::EventPayload,
+    service::sessions::{self, SessionStatus},
+};
+
+/// A QR code to show for a session.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct QrEvent {
+    /// The session.
+    pub session_id: ID,
+    /// The QR payload string.
+    pub code: String,
+    /// The QR as an SVG document.
+    pub svg: String,
+    /// When this code stops being valid.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session's status changed.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct SessionStatusEvent {
+    /// The session.
+    pub session_id: ID,
+    /// New status.
+    pub status: SessionStatus,
+    /// Paired number (digits, no `+`), if any.
+    pub phone_number: Option<String>,
+    /// True when connected.
+    pub connected: bool,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+    /// Why (disconnections and failures).
+    pub reason: Option<String>,
+}
+
+/// Subscriptions.
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// QR codes of one session: the one pending now (if any), then each new one.
+    async fn session_qr(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+    ) -> Result<BoxStream<'static, QrEvent>> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        let id = parse_id(&session_id, "sessionId")?;
+        let state = app(ctx)?;
+        // Subscribe before reading the current code so nothing falls in between.
+        let live = state.bus.subscribe(p.tenant_id);
+        let current = sessions::pending_qr(state, &p, id).await.gql()?;
+        let current_code = current.as_ref().map(|q| q.code.clone());
+        let sid = session_id.clone();
+        let initial = stream::iter(current.map(|q| QrEvent {
+            session_id: sid.clone(),
+            code: q.code,
+            svg: q.svg,
+            expires_at: q.expires_at,
+        }));
+        let live = live.filter_map(move |ev| {
+            let out = match &ev.payload {
+                EventPayload::SessionQr(q)
+                    if ev.session_id == id && Some(&q.code) != current_code.as_ref() =>
+                {
+                    Some(QrEvent {
+                        session_id: session_id.clone(),
+                        code: q.code.clone(),
+                        svg: q.svg.clone(),
+                        expires_at: q.expires_at,
+                    })
+                }
+                _ => None,
+            };
+            async move { out }
+        });
+        Ok(initial.chain(live).boxed())
+    }
+
+    /// Status changes of one session, or of all the tenant's sessions when `sessionId` is omitted.
+    async fn session_status(
+        &self,
+        ctx: &Context<'_>,
+        session_id: Option<ID>,
+    ) -> Result<BoxStream<'static, SessionStatusEvent>> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        let state = app(ctx)?;
+        let only = match &session_id {
+            Some(s) => {
+                let id = parse_id(s, "sessionId")?;
+                sessions::get(state, &p, id).await.gql()?;
+                Some(id)
+            }
+            None => None,
+        };
+        Ok(state
+            .bus
+            .subscribe(p.tenant_id)
+            .filter_map(move |ev| {
+                let out = match &ev.payload {
+                    EventPayload::SessionStatus(s) if only.is_none_or(|id| id == ev.session_id) => {
+                        Some(SessionStatusEvent {
+                            session_id: ID(ev.session_id.to_string()),
+                            status: SessionStatus::parse(&s.status),
+                            phone_number: s.phone_number.clone(),
+                            connected: s.connected,
+                            at: ev.at,
+                            reason: s.reason.clone(),
+                        })
+                    }
+                    _ => None,
+                };
+                async move { out }
+            })
+            .boxed())
+    }
+}

@@ -1,0 +1,429 @@
+//! WhatsApp sessions: create, list, rename, delete, and the connection lifecycle.
+//!
+//! The database row is the source of truth; every status change is a compare-and-set on the
+//! expected current status, so concurrent requests (or instances) cannot both win, and a
+//! provider task that lost the race learns so from its next event and stops.
+
+pub mod runtime;
+mod types;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use uuid::Uuid;
+use validator::Validate;
+
+pub use runtime::SessionRuntime;
+pub use types::*;
+
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    events::{Event, EventPayload, QrPayload, StatusPayload},
+    ids::TenantId,
+    phone::PhoneNumber,
+    provider::{ConnectRequest, ProviderKind, sandbox::SandboxCredentials},
+    qr,
+    repo::{self, sessions::Change},
+    service::pagination::PageRequest,
+    state::AppState,
+};
+
+/// Statuses in which a session holds (or is acquiring) a live connection.
+pub(crate) const ACTIVE: [&str; 3] = ["connecting", "qr_pending", "connected"];
+/// How long connect waits for the provider's first word (a QR code or "connected").
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn not_found() -> AppError {
+    AppError::NotFound("Session not found".into())
+}
+
+async fn load(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+) -> AppResult<entity::wa_session::Model> {
+    repo::sessions::get(&state.db, tenant, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Publishes the session's current status as a `session.status` event.
+pub(crate) async fn publish_status(
+    state: &AppState,
+    m: &entity::wa_session::Model,
+    reason: Option<String>,
+) {
+    let status = SessionStatus::parse(&m.status);
+    let payload = EventPayload::SessionStatus(StatusPayload {
+        status: m.status.clone(),
+        phone_number: m.phone_number.clone(),
+        connected: status == SessionStatus::Connected,
+        reason,
+    });
+    state
+        .bus
+        .publish(Event::new(
+            TenantId(m.tenant_id),
+            m.id,
+            state.clock.now(),
+            payload,
+        ))
+        .await;
+}
+
+/// Re-reads a session after a transition and publishes its status.
+pub(crate) async fn reload_and_publish(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+    reason: Option<String>,
+) -> AppResult<entity::wa_session::Model> {
+    let m = load(state, tenant, id).await?;
+    publish_status(state, &m, reason).await;
+    Ok(m)
+}
+
+/// A `connecting`/`qr_pending` session whose QR (or attempt) ran out long ago: its provider
+/// task is gone (for example the gateway restarted), so it may be connected again.
+pub(crate) fn is_stale(m: &entity::wa_session::Model, now: DateTime<Utc>) -> bool {
+    match m.qr_expires_at {
+        Some(exp) => exp + chrono::Duration::seconds(5) < now,
+        None => m.updated_at + chrono::Duration::minutes(2) < now,
+    }
+}
+
+/// Creates a session slot (`disconnected`).
+pub async fn create(
+    state: &AppState,
+    p: &Principal,
+    input: CreateSessionInput,
+) -> AppResult<SessionOutput> {
+    input.validate()?;
+    let name = input.name.trim();
+    if name.is_empty() {
+        return Err(AppError::field(
+            "name",
+            "Name is required (at most 100 characters)",
+        ));
+    }
+    let provider = input.provider.unwrap_or(state.cfg.provider);
+    if state.providers.get(provider).is_none() {
+        return Err(AppError::field(
+            "provider",
+            format!(
+                "Provider '{}' is not available on this gateway",
+                provider.as_str()
+            ),
+        ));
+    }
+    let m = repo::sessions::insert(
+        &state.db,
+        p.tenant_id,
+        repo::sessions::NewSession {
+            name,
+            provider: provider.as_str(),
+            status: SessionStatus::Disconnected.as_str(),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok(SessionOutput::from(&m))
+}
+
+/// A page of the tenant's sessions.
+pub async fn list(state: &AppState, p: &Principal, page: PageRequest) -> AppResult<SessionPage> {
+    let (rows, total) =
+        repo::sessions::list(&state.db, p.tenant_id, page.offset(), page.limit).await?;
+    Ok(SessionPage {
+        data: rows.iter().map(SessionOutput::from).collect(),
+        pagination: page.pagination(total),
+    })
+}
+
+/// One session.
+pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
+    Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
+}
+
+/// Connection status of one session.
+pub async fn status(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionStatusOutput> {
+    Ok(SessionStatusOutput::from(
+        &load(state, p.tenant_id, id).await?,
+    ))
+}
+
+/// Renames a session.
+pub async fn rename(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    input: RenameSessionInput,
+) -> AppResult<SessionOutput> {
+    input.validate()?;
+    let name = input.name.trim();
+    if name.is_empty() {
+        return Err(AppError::field(
+            "name",
+            "Name is required (at most 100 characters)",
+        ));
+    }
+    if !repo::sessions::rename(&state.db, p.tenant_id, id, name, state.clock.now()).await? {
+        return Err(not_found());
+    }
+    get(state, p, id).await
+}
+
+/// Starts connecting. Returns once the provider has issued a QR code (`qr_pending`) or
+/// restored an earlier pairing (`connected`).
+pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<ConnectOutput> {
+    let s = load(state, p.tenant_id, id).await?;
+    let now = state.clock.now();
+    let status = SessionStatus::parse(&s.status);
+    let from = match status {
+        SessionStatus::Connected => {
+            return Err(AppError::Conflict("Session is already connected".into()));
+        }
+        SessionStatus::Connecting | SessionStatus::QrPending
+            if !is_stale(&s, now) || state.runtime.is_running(id) =>
+        {
+            return Err(AppError::Conflict(
+                "Session is already connecting; scan the QR code or disconnect first".into(),
+            ));
+        }
+        other => other.as_str(),
+    };
+    let kind = ProviderKind::parse(&s.provider).unwrap_or(ProviderKind::Sandbox);
+    if state.providers.get(kind).is_none() {
+        return Err(AppError::WhatsAppUnavailable(format!(
+            "Provider '{}' is not available on this gateway",
+            kind.as_str()
+        )));
+    }
+    let change = Change {
+        status: Some(SessionStatus::Connecting.as_str()),
+        qr: Some(None),
+        last_error: Some(None),
+        ..Change::default()
+    };
+    if !repo::sessions::transition(&state.db, p.tenant_id, id, &[from], change, now).await? {
+        return Err(AppError::Conflict(
+            "Session changed state meanwhile; try again".into(),
+        ));
+    }
+    reload_and_publish(state, p.tenant_id, id, None).await?;
+
+    let credentials = s
+        .credentials
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let req = ConnectRequest {
+        tenant_id: p.tenant_id,
+        session_id: id,
+        credentials,
+    };
+    runtime::start(state, kind, req, Some(first_tx)).await?;
+    let _ = tokio::time::timeout(CONNECT_WAIT, first_rx).await;
+
+    let now_status = SessionStatus::parse(&load(state, p.tenant_id, id).await?.status);
+    let message = match now_status {
+        SessionStatus::QrPending => "Scan QR code in dashboard",
+        SessionStatus::Connected => "Session connected",
+        SessionStatus::Connecting => "Connecting; watch the session status",
+        SessionStatus::Failed => {
+            return Err(AppError::WhatsAppUnavailable(
+                "The provider could not connect the session".into(),
+            ));
+        }
+        SessionStatus::Disconnected | SessionStatus::LoggedOut => "Connection attempt ended",
+    };
+    Ok(ConnectOutput {
+        status: now_status,
+        message: message.into(),
+    })
+}
+
+/// Disconnects without forgetting the pairing.
+pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    let s = load(state, p.tenant_id, id).await?;
+    if !ACTIVE.contains(&s.status.as_str()) {
+        return Err(AppError::Conflict("Session is not connected".into()));
+    }
+    let change = Change {
+        status: Some(SessionStatus::Disconnected.as_str()),
+        qr: Some(None),
+        last_error: Some(None),
+        ..Change::default()
+    };
+    if !repo::sessions::transition(
+        &state.db,
+        p.tenant_id,
+        id,
+        &[s.status.as_str()],
+        change,
+        state.clock.now(),
+    )
+    .await?
+    {
+        return Err(AppError::Conflict(
+            "Session changed state meanwhile; try again".into(),
+        ));
+    }
+    state.runtime.stop(id);
+    reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
+    Ok(())
+}
+
+async fn forget_pairing(state: &AppState, m: &entity::wa_session::Model) {
+    let kind = ProviderKind::parse(&m.provider).unwrap_or(ProviderKind::Sandbox);
+    if let (Some(provider), Some(creds)) = (state.providers.get(kind), m.credentials.as_deref()) {
+        let req = ConnectRequest {
+            tenant_id: TenantId(m.tenant_id),
+            session_id: m.id,
+            credentials: serde_json::from_str(creds).ok(),
+        };
+        if let Err(e) = provider.logout(req).await {
+            tracing::warn!(session = %m.id, error = %e, "provider logout failed; pairing dropped locally");
+        }
+    }
+}
+
+/// Forgets the pairing: the next connect needs a new QR code.
+pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
+    let s = load(state, p.tenant_id, id).await?;
+    if !ACTIVE.contains(&s.status.as_str()) && s.credentials.is_none() {
+        return Err(AppError::Conflict("Session is not paired".into()));
+    }
+    let change = Change {
+        status: Some(SessionStatus::LoggedOut.as_str()),
+        phone_number: Some(None),
+        credentials: Some(None),
+        qr: Some(None),
+        ..Change::default()
+    };
+    if !repo::sessions::transition(
+        &state.db,
+        p.tenant_id,
+        id,
+        &[s.status.as_str()],
+        change,
+        state.clock.now(),
+    )
+    .await?
+    {
+        return Err(AppError::Conflict(
+            "Session changed state meanwhile; try again".into(),
+        ));
+    }
+    state.runtime.stop(id);
+    forget_pairing(state, &s).await;
+    let m = reload_and_publish(state, p.tenant_id, id, Some("Logged out by user".into())).await?;
+    Ok(SessionOutput::from(&m))
+}
+
+/// Logs out (if paired) and removes the session.
+pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    let s = load(state, p.tenant_id, id).await?;
+    state.runtime.stop(id);
+    forget_pairing(state, &s).await;
+    if !repo::sessions::delete(&state.db, p.tenant_id, id).await? {
+        return Err(not_found());
+    }
+    let mut gone = s;
+    gone.status = SessionStatus::LoggedOut.as_str().into();
+    gone.phone_number = None;
+    publish_status(state, &gone, Some("Session deleted".into())).await;
+    Ok(())
+}
+
+/// The QR code waiting to be scanned, if any (404 for another tenant's session).
+pub async fn pending_qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Option<QrPayload>> {
+    let s = load(state, p.tenant_id, id).await?;
+    if s.status != SessionStatus::QrPending.as_str() {
+        return Ok(None);
+    }
+    match (s.qr_code, s.qr_expires_at) {
+        (Some(code), Some(expires_at)) if expires_at > state.clock.now() => Ok(Some(QrPayload {
+            svg: qr::svg(&code)?,
+            code,
+            expires_at,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The QR code currently waiting to be scanned, with a PNG rendering; 404 when none is.
+pub async fn qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<QrOutput> {
+    let q = pending_qr(state, p, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("No QR code is pending for this session".into()))?;
+    Ok(QrOutput {
+        png: qr::png_data_url(&q.code)?,
+        code: q.code,
+        expires_at: q.expires_at,
+        svg: q.svg,
+    })
+}
+
+fn random_test_number() -> PhoneNumber {
+    // Indian mobile numbers: +91 followed by ten digits starting 9.
+    let mut rng = rand::rng();
+    let rest: String = (0..9)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect();
+    PhoneNumber::parse(&format!("+919{rest}")).unwrap_or_else(|_| {
+        PhoneNumber::parse("+919876543210")
+            .unwrap_or_else(|_| unreachable!("a valid constant number"))
+    })
+}
+
+/// Sandbox only: simulates a phone scanning the pending QR code.
+pub async fn sandbox_scan(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    input: SandboxScanInput,
+) -> AppResult<SessionOutput> {
+    let s = load(state, p.tenant_id, id).await?;
+    if s.provider != ProviderKind::Sandbox.as_str() {
+        return Err(AppError::NotFound(
+            "Sandbox controls exist only for sandbox sessions".into(),
+        ));
+    }
+    let phone = match input
+        .phone_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(raw) => PhoneNumber::parse(raw).map_err(|m| AppError::field("phoneNumber", m))?,
+        None => random_test_number(),
+    };
+    let pending = s.status == SessionStatus::QrPending.as_str()
+        && s.qr_expires_at.is_some_and(|e| e > state.clock.now());
+    if !pending {
+        return Err(AppError::Conflict(
+            "No QR code is waiting to be scanned".into(),
+        ));
+    }
+    let creds =
+        serde_json::to_value(SandboxCredentials::new(&phone)).map_err(AppError::internal)?;
+    if !runtime::mark_connected(
+        state,
+        p.tenant_id,
+        id,
+        &[SessionStatus::QrPending.as_str()],
+        &phone,
+        &creds,
+    )
+    .await?
+    {
+        return Err(AppError::Conflict(
+            "No QR code is waiting to be scanned".into(),
+        ));
+    }
+    // The pairing is done: stop this instance's QR rotation (another instance's stops at its
+    // next code, whose compare-and-set now fails).
+    state.runtime.stop(id);
+    get(state, p, id).await
+}

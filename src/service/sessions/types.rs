@@ -1,0 +1,197 @@
+//! Session inputs and outputs, shared by REST and GraphQL.
+
+use async_graphql::{Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::{provider::ProviderKind, service::pagination::Pagination};
+
+/// Connection status of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Not connected (pairing, if any, is kept).
+    Disconnected,
+    /// Connecting to WhatsApp.
+    Connecting,
+    /// A QR code is waiting to be scanned.
+    QrPending,
+    /// Online.
+    Connected,
+    /// The pairing was removed; connecting again needs a new QR.
+    LoggedOut,
+    /// The last connection attempt failed.
+    Failed,
+}
+
+impl SessionStatus {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Disconnected => "disconnected",
+            SessionStatus::Connecting => "connecting",
+            SessionStatus::QrPending => "qr_pending",
+            SessionStatus::Connected => "connected",
+            SessionStatus::LoggedOut => "logged_out",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored name (unknown names read as `failed`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "disconnected" => SessionStatus::Disconnected,
+            "connecting" => SessionStatus::Connecting,
+            "qr_pending" => SessionStatus::QrPending,
+            "connected" => SessionStatus::Connected,
+            "logged_out" => SessionStatus::LoggedOut,
+            _ => SessionStatus::Failed,
+        }
+    }
+}
+
+/// A new session slot.
+#[derive(Debug, Deserialize, ToSchema, InputObject, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionInput {
+    /// Display name, e.g. "Sales Line 1".
+    #[serde(default)]
+    #[schema(required = true)]
+    #[validate(length(
+        min = 1,
+        max = 100,
+        message = "Name is required (at most 100 characters)"
+    ))]
+    pub name: String,
+    /// Provider; defaults to the gateway's `WAGATE_PROVIDER`.
+    pub provider: Option<ProviderKind>,
+}
+
+/// A new name.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameSessionInput {
+    /// Display name.
+    #[serde(default)]
+    #[schema(required = true)]
+    #[validate(length(
+        min = 1,
+        max = 100,
+        message = "Name is required (at most 100 characters)"
+    ))]
+    pub name: String,
+}
+
+/// The simulated phone that scans the sandbox QR code.
+#[derive(Debug, Default, Deserialize, ToSchema, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxScanInput {
+    /// The phone number that pairs (international format); a random test number if omitted.
+    pub phone_number: Option<String>,
+}
+
+/// A session.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionOutput {
+    /// Session id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Connection status.
+    pub status: SessionStatus,
+    /// Paired number (digits, no `+`), or null.
+    pub phone_number: Option<String>,
+    /// True when `status` is `connected`.
+    pub connected: bool,
+    /// The provider driving it.
+    pub provider: ProviderKind,
+    /// Last disconnect reason or error, if any.
+    pub last_error: Option<String>,
+    /// When it last came online.
+    pub connected_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/whatsapp/{id}/status`.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatusOutput {
+    /// Session id.
+    pub id: Uuid,
+    /// Connection status.
+    pub status: SessionStatus,
+    /// Paired number, or null.
+    pub phone_number: Option<String>,
+    /// True when connected.
+    pub connected: bool,
+}
+
+/// Result of a connect.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectOutput {
+    /// `qr_pending` (scan the QR) or `connected` (an earlier pairing was restored).
+    pub status: SessionStatus,
+    /// What to do next.
+    pub message: String,
+}
+
+/// The QR code waiting to be scanned.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct QrOutput {
+    /// The QR payload string.
+    pub code: String,
+    /// When it stops being valid (a new one follows).
+    pub expires_at: DateTime<Utc>,
+    /// SVG document.
+    pub svg: String,
+    /// PNG as a `data:image/png;base64,…` URL.
+    pub png: String,
+}
+
+/// A page of sessions.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct SessionPage {
+    /// The sessions.
+    pub data: Vec<SessionOutput>,
+    /// Paging.
+    pub pagination: Pagination,
+}
+
+impl From<&entity::wa_session::Model> for SessionOutput {
+    fn from(m: &entity::wa_session::Model) -> Self {
+        let status = SessionStatus::parse(&m.status);
+        SessionOutput {
+            id: m.id,
+            name: m.name.clone(),
+            status,
+            phone_number: m.phone_number.clone(),
+            connected: status == SessionStatus::Connected,
+            provider: ProviderKind::parse(&m.provider).unwrap_or(ProviderKind::Sandbox),
+            last_error: m.last_error.clone(),
+            connected_at: m.connected_at,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+impl From<&entity::wa_session::Model> for SessionStatusOutput {
+    fn from(m: &entity::wa_session::Model) -> Self {
+        let status = SessionStatus::parse(&m.status);
+        SessionStatusOutput {
+            id: m.id,
+            status,
+            phone_number: m.phone_number.clone(),
+            connected: status == SessionStatus::Connected,
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Sessions over REST: documented shapes, the lifecycle and its conflicts, isolation, restarts.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Auth, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wagate::provider::{
+    ConnectRequest, Provider, ProviderError, ProviderEvent, ProviderKind, Providers,
+};
+
+#[tokio::test]
+async fn shapes_match_the_documented_examples() {
+    let app = TestApp::spawn().await;
+    let token = app.token("shapes@example.com").await;
+    let r = app
+        .post(
+            "/api/v1/whatsapp",
+            Auth::Bearer(&token),
+            json!({"name": "Support Line"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["success"], true);
+    let d = &r.body["data"];
+    assert!(uuid::Uuid::parse_str(d["id"].as_str().unwrap()).is_ok());
+    assert_eq!(d["name"], "Support Line");
+    assert_eq!(d["status"], "disconnected");
+    assert_eq!(d["phoneNumber"], serde_json::Value::Null);
+    assert_eq!(d["provider"], "sandbox");
+    let id = d["id"].as_str().unwrap().to_owned();
+
+    let r = app.get("/api/v1/whatsapp", Auth::Bearer(&token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["success"], true);
+    let item = &r.body["data"][0];
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["name"], "Support Line");
+    assert_eq!(item["status"], "disconnected");
+    assert_eq!(item["connected"], false);
+    assert_eq!(
+        r.body["pagination"],
+        json!({"page": 1, "limit": 20, "total": 1, "totalPages": 1})
+    );
+
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"success": true, "data": {"status": "qr_pending", "message": "Scan QR code in dashboard"}})
+    );
+
+    let r = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let q = &r.body["data"];
+    assert!(q["code"].as_str().unwrap().starts_with("2@"));
+    assert_eq!(q["code"].as_str().unwrap().split(',').count(), 4);
+    assert!(q["svg"].as_str().unwrap().contains("<svg"));
+    assert!(
+        q["png"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let expires = chrono::DateTime::parse_from_rfc3339(q["expiresAt"].as_str().unwrap()).unwrap();
+    let ttl = expires
+        .signed_duration_since(chrono::Utc::now())
+        .num_seconds();
+    assert!((50..=61).contains(&ttl), "first QR lives 60 s, got {ttl}");
+
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+91 98765 43210"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "connected");
+
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{id}/status"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"success": true, "data": {"id": id, "status": "connected", "phoneNumber": "919876543210", "connected": true}})
+    );
+    app.get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/disconnect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"success": true, "message": "Session disconnected"})
+    );
+
+    // The API-key list.
+    let key = app.api_key(&token, "sessions").await;
+    let r = app.get("/api/external/sessions", Auth::Key(&key)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["data"][0]["id"], id.as_str());
+    assert_eq!(r.body["data"][0]["status"], "disconnected");
+    app.get("/api/external/sessions", Auth::Bearer(&token))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/whatsapp", Auth::Key(&key))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn lifecycle_and_every_conflict() {
+    let app = TestApp::spawn().await;
+    let token = app.token("life@example.com").await;
+    let t = Auth::Bearer(&token);
+    let id = app.create_session(&token, "Life").await;
+    let path = |action: &str| format!("/api/v1/whatsapp/{id}/{action}");
+
+    // From disconnected (never paired).
+    app.post_empty(&path("disconnect"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    app.post_empty(&path("logout"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    app.post(&path("sandbox/scan"), t, json!({}))
+        .await
+        .assert_error(409, "CONFLICT");
+    app.get(&path("qr"), t).await.assert_error(404, "NOT_FOUND");
+
+    // qr_pending.
+    app.post_empty(&path("connect"), t).await;
+    app.post_empty(&path("connect"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+
+    // connected.
+    let r = app.post_empty(&path("sandbox/scan"), t).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a scan body is optional: {}",
+        r.body
+    );
+    let phone = r.body["data"]["phoneNumber"].as_str().unwrap().to_owned();
+    assert!(phone.starts_with("919") && phone.len() == 12, "{phone}");
+    app.post_empty(&path("connect"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    app.post(&path("sandbox/scan"), t, json!({}))
+        .await
+        .assert_error(409, "CONFLICT");
+
+    // disconnect keeps the pairing: connecting again needs no QR.
+    assert_eq!(
+        app.post_empty(&path("disconnect"), t).await.status,
+        StatusCode::OK
+    );
+    let s = app.get(&path("status"), t).await.body["data"].clone();
+    assert_eq!(s["status"], "disconnected");
+    assert_eq!(s["connected"], false);
+    app.post_empty(&path("disconnect"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    let r = app.post_empty(&path("connect"), t).await;
+    assert_eq!(
+        r.body["data"],
+        json!({"status": "connected", "message": "Session connected"}),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        app.get(&path("status"), t).await.body["data"]["phoneNumber"],
+        phone.as_str()
+    );
+
+    // logout forgets it: the next connect shows a QR again.
+    let r = app.post_empty(&path("logout"), t).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["message"], "Session logged out");
+    assert_eq!(r.body["data"]["status"], "logged_out");
+    assert_eq!(r.body["data"]["phoneNumber"], serde_json::Value::Null);
+    app.post_empty(&path("logout"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    app.post_empty(&path("disconnect"), t)
+        .await
+        .assert_error(409, "CONFLICT");
+    let r = app.post_empty(&path("connect"), t).await;
+    assert_eq!(r.body["data"]["status"], "qr_pending");
+
+    // disconnect from qr_pending, then rename and delete.
+    assert_eq!(
+        app.post_empty(&path("disconnect"), t).await.status,
+        StatusCode::OK
+    );
+    app.get(&path("qr"), t).await.assert_error(404, "NOT_FOUND");
+    let r = app
+        .patch(
+            &format!("/api/v1/whatsapp/{id}"),
+            t,
+            json!({"name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["name"], "Renamed");
+    let r = app.delete(&format!("/api/v1/whatsapp/{id}"), t).await;
+    assert_eq!(
+        r.body,
+        json!({"success": true, "message": "Session deleted"})
+    );
+    app.get(&format!("/api/v1/whatsapp/{id}"), t)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.delete(&format!("/api/v1/whatsapp/{id}"), t)
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_validation_error() {
+    let app = TestApp::spawn().await;
+    let token = app.token("badinput@example.com").await;
+    let t = Auth::Bearer(&token);
+    let r = app.post("/api/v1/whatsapp", t, json!({"name": "  "})).await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(r.body["errors"]["name"].is_string());
+    let r = app.post("/api/v1/whatsapp", t, json!({})).await;
+    assert!(r.body["errors"]["name"].is_string());
+    let r = app
+        .post(
+            "/api/v1/whatsapp",
+            t,
+            json!({"name": "x", "provider": "telegram"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(r.body["errors"]["provider"].is_string(), "{}", r.body);
+    let r = app
+        .post(
+            "/api/v1/whatsapp",
+            t,
+            json!({"name": "x", "provider": "web"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(
+        r.body["errors"]["provider"]
+            .as_str()
+            .unwrap()
+            .contains("not available")
+    );
+
+    let id = app.create_session(&token, "v").await;
+    app.post_empty(&format!("/api/v1/whatsapp/{id}/connect"), t)
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
+            t,
+            json!({"phoneNumber": "abc"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        r.body["errors"]["phoneNumber"],
+        "Valid phone number is required"
+    );
+    let r = app
+        .patch(&format!("/api/v1/whatsapp/{id}"), t, json!({"name": ""}))
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+
+    for (query, field) in [
+        ("page=0", "page"),
+        ("limit=500", "limit"),
+        ("page=abc", "page"),
+        ("limit=-1", "limit"),
+    ] {
+        let r = app.get(&format!("/api/v1/whatsapp?{query}"), t).await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert!(r.body["errors"][field].is_string(), "{query}: {}", r.body);
+    }
+    app.get("/api/v1/whatsapp/not-a-uuid", t)
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn pagination_is_stable_and_complete() {
+    let app = TestApp::spawn().await;
+    let token = app.token("pages@example.com").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.create_session(&token, &format!("s{i}")).await);
+    }
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let r = app
+            .get(
+                &format!("/api/v1/whatsapp?page={page}&limit=2"),
+                Auth::Bearer(&token),
+            )
+            .await;
+        assert_eq!(
+            r.body["pagination"],
+            json!({"page": page, "limit": 2, "total": 5, "totalPages": 3})
+        );
+        for s in r.body["data"].as_array().unwrap() {
+            seen.push(s["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, ids, "oldest first, each exactly once");
+}
+
+#[tokio::test]
+async fn another_tenants_session_is_not_found_everywhere() {
+    let app = TestApp::spawn().await;
+    let a = app.token("owner-a@example.com").await;
+    let b = app.token("owner-b@example.com").await;
+    let id = app.create_session(&a, "A's line").await;
+    app.post_empty(&format!("/api/v1/whatsapp/{id}/connect"), Auth::Bearer(&a))
+        .await;
+    let tb = Auth::Bearer(&b);
+    let base = format!("/api/v1/whatsapp/{id}");
+    app.get(&base, tb).await.assert_error(404, "NOT_FOUND");
+    app.patch(&base, tb, json!({"name": "stolen"}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    for action in ["connect", "disconnect", "logout", "sandbox/scan"] {
+        app.post_empty(&format!("{base}/{action}"), tb)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    for action in ["status", "qr"] {
+        app.get(&format!("{base}/{action}"), tb)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    app.delete(&base, tb).await.assert_error(404, "NOT_FOUND");
+    let r = app.get("/api/v1/whatsapp", tb).await;
+    assert_eq!(r.body["data"], json!([]));
+    assert_eq!(r.body["pagination"]["total"], 0);
+    let key_b = app.api_key(&b, "b").await;
+    assert_eq!(
+        app.get("/api/external/sessions", Auth::Key(&key_b))
+            .await
+            .body["data"],
+        json!([])
+    );
+    // Untouched for A.
+    let r = app.get(&base, Auth::Bearer(&a)).await;
+    assert_eq!(r.body["data"]["status"], "qr_pending");
+    assert_eq!(r.body["data"]["name"], "A's line");
+}
+
+#[tokio::test]
+async fn qr_codes_rotate_then_give_up() {
+    let app = TestApp::spawn_with(|c| {
+        c.sandbox.qr_first_ttl = std::time::Duration::from_millis(400);
+        c.sandbox.qr_ttl = std::time::Duration::from_millis(200);
+        c.sandbox.qr_rotations = 3;
+    })
+    .await;
+    let token = app.token("rotate-qr@example.com").await;
+    let id = app.create_session(&token, "rot").await;
+    app.post_empty(
+        &format!("/api/v1/whatsapp/{id}/connect"),
+        Auth::Bearer(&token),
+    )
+    .await;
+    let first = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await
+        .body["data"]["code"]
+        .clone();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let second = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_ne!(
+        second.body["data"]["code"], first,
+        "a new code after the first expired"
+    );
+    let s = app.wait_status(&token, &id, "disconnected").await;
+    assert_eq!(s["lastError"], "QR code was not scanned in time");
+    app.get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    // And it can be connected again.
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "qr_pending");
+}
+
+#[tokio::test]
+async fn connected_sessions_survive_a_restart_without_a_new_qr() {
+    let app = TestApp::spawn().await;
+    let token = app.token("survive@example.com").await;
+    let connected = app.connected_session(&token, "+14155550123").await;
+    let pending = app.create_session(&token, "pending at shutdown").await;
+    app.post_empty(
+        &format!("/api/v1/whatsapp/{pending}/connect"),
+        Auth::Bearer(&token),
+    )
+    .await;
+
+    let (cfg, dir, clock) = app.stop().await;
+    // The pending QR has long expired by the time the gateway is back.
+    clock.advance(chrono::Duration::minutes(5));
+    let app = TestApp::start(cfg, dir, clock).await;
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{connected}/status"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
+    assert_eq!(r.body["data"]["phoneNumber"], "14155550123");
+    let s = app.wait_status(&token, &pending, "disconnected").await;
+    assert_eq!(s["lastError"], "Gateway restarted");
+    // The restored session disconnects and reconnects without a QR.
+    app.post_empty(
+        &format!("/api/v1/whatsapp/{connected}/disconnect"),
+        Auth::Bearer(&token),
+    )
+    .await;
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{connected}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "connected");
+}
+
+/// A provider that refuses to connect, or accepts and then reports a failure.
+struct Broken {
+    refuse: bool,
+}
+
+#[async_trait::async_trait]
+impl Provider for Broken {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sandbox
+    }
+
+    async fn connect(
+        &self,
+        _req: ConnectRequest,
+        events: mpsc::Sender<ProviderEvent>,
+        _cancel: CancellationToken,
+    ) -> Result<(), ProviderError> {
+        if self.refuse {
+            return Err(ProviderError("upstream refused the connection".into()));
+        }
+        let _ = events
+            .send(ProviderEvent::Failed {
+                error: "device banned".into(),
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn logout(&self, _req: ConnectRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn provider_failures_are_502_and_failed() {
+    for refuse in [true, false] {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let cfg = common::test_config(dir.path()).await;
+        let providers = Providers::default().with(Arc::new(Broken { refuse }));
+        let app = TestApp::start_with(cfg, dir, Default::default(), Some(providers)).await;
+        let token = app.token("broken@example.com").await;
+        let id = app.create_session(&token, "broken").await;
+        let r = app
+            .post_empty(
+                &format!("/api/v1/whatsapp/{id}/connect"),
+                Auth::Bearer(&token),
+            )
+            .await;
+        r.assert_error(502, "WHATSAPP_UNAVAILABLE");
+        let s = app
+            .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+            .await
+            .body["data"]
+            .clone();
+        assert_eq!(s["status"], "failed");
+        let expected = if refuse {
+            "upstream refused the connection"
+        } else {
+            "device banned"
+        };
+        assert_eq!(s["lastError"], expected);
+        // failed → connect is allowed again (and fails again).
+        let r = app
+            .post_empty(
+                &format!("/api/v1/whatsapp/{id}/connect"),
+                Auth::Bearer(&token),
+            )
+            .await;
+        r.assert_error(502, "WHATSAPP_UNAVAILABLE");
+        app.post_empty(
+            &format!("/api/v1/whatsapp/{id}/disconnect"),
+            Auth::Bearer(&token),
+        )
+        .await
+        .assert_error(409, "CONFLICT");
+    }
+}
