@@ -52,6 +52,12 @@ impl PhoneNumber {
     }
 }
 
+/// Loads the phone-number metadata now (it is otherwise loaded by the first parse, which then
+/// takes noticeably longer than the rest).
+pub fn warm_up() {
+    let _ = PhoneNumber::parse("+14155550123");
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.e164)

@@ -25,6 +25,7 @@ pub async fn build_state(
     shutdown: CancellationToken,
 ) -> anyhow::Result<AppState> {
     cfg.ensure_data_dir()?;
+    let warm = tokio::task::spawn_blocking(crate::phone::warm_up);
     let secret = load_or_create_secret(cfg.jwt_secret.as_ref(), &cfg.data_dir)?;
     let redis = match &cfg.redis_url {
         Some(url) => Some(redis::Client::open(url.expose_secret())?),
@@ -42,6 +43,7 @@ pub async fn build_state(
         }
         None => EventBus::in_process(cfg.event_buffer),
     };
+    let _ = warm.await;
     let state = AppState::new(
         conn,
         Arc::new(cfg),

@@ -89,8 +89,10 @@ impl AppState {
         })
     }
 
-    /// Drops limiter entries that have fully recovered (called periodically).
+    /// Drops limiter entries that have fully recovered and idle event channels (called
+    /// periodically).
     pub fn prune_limiters(&self) {
         self.auth_limiter.retain_recent();
+        self.bus.prune();
     }
 }

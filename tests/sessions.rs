@@ -376,35 +376,36 @@ async fn another_tenants_session_is_not_found_everywhere() {
 #[tokio::test]
 async fn qr_codes_rotate_then_give_up() {
     let app = TestApp::spawn_with(|c| {
-        c.sandbox.qr_first_ttl = std::time::Duration::from_millis(400);
-        c.sandbox.qr_ttl = std::time::Duration::from_millis(200);
+        c.sandbox.qr_first_ttl = std::time::Duration::from_millis(500);
+        c.sandbox.qr_ttl = std::time::Duration::from_millis(500);
         c.sandbox.qr_rotations = 3;
     })
     .await;
     let token = app.token("rotate-qr@example.com").await;
     let id = app.create_session(&token, "rot").await;
+    let qr_path = format!("/api/v1/whatsapp/{id}/qr");
     app.post_empty(
         &format!("/api/v1/whatsapp/{id}/connect"),
         Auth::Bearer(&token),
     )
     .await;
-    let first = app
-        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
-        .await
-        .body["data"]["code"]
-        .clone();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let second = app
-        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
-        .await;
-    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
-    assert_ne!(
-        second.body["data"]["code"], first,
-        "a new code after the first expired"
-    );
+    let first = app.get(&qr_path, Auth::Bearer(&token)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let first = first.body["data"]["code"].clone();
+    // A different code replaces it while the session keeps waiting for a scan.
+    let mut rotated = false;
+    for _ in 0..200 {
+        let r = app.get(&qr_path, Auth::Bearer(&token)).await;
+        if r.status == StatusCode::OK && r.body["data"]["code"] != first {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(rotated, "the QR code never rotated");
     let s = app.wait_status(&token, &id, "disconnected").await;
     assert_eq!(s["lastError"], "QR code was not scanned in time");
-    app.get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+    app.get(&qr_path, Auth::Bearer(&token))
         .await
         .assert_error(404, "NOT_FOUND");
     // And it can be connected again.
@@ -433,14 +434,13 @@ async fn connected_sessions_survive_a_restart_without_a_new_qr() {
     // The pending QR has long expired by the time the gateway is back.
     clock.advance(chrono::Duration::minutes(5));
     let app = TestApp::start(cfg, dir, clock).await;
-    let r = app
-        .get(
-            &format!("/api/v1/whatsapp/{connected}/status"),
-            Auth::Bearer(&token),
-        )
-        .await;
-    assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
-    assert_eq!(r.body["data"]["phoneNumber"], "14155550123");
+    let s = app.wait_status(&token, &connected, "connected").await;
+    assert_eq!(s["phoneNumber"], "14155550123");
+    assert!(
+        app.state
+            .runtime
+            .is_running(uuid::Uuid::parse_str(&connected).unwrap())
+    );
     let s = app.wait_status(&token, &pending, "disconnected").await;
     assert_eq!(s["lastError"], "Gateway restarted");
     // The restored session disconnects and reconnects without a QR.
@@ -534,4 +534,67 @@ async fn provider_failures_are_502_and_failed() {
         .await
         .assert_error(409, "CONFLICT");
     }
+}
+
+#[tokio::test]
+async fn a_scan_on_another_instance_is_not_undone_by_the_old_qr_loop() {
+    let a = TestApp::spawn_with(|c| {
+        // One code only: the next thing A's loop sends is "not scanned in time".
+        c.sandbox.qr_first_ttl = std::time::Duration::from_millis(2000);
+        c.sandbox.qr_rotations = 1;
+    })
+    .await;
+    // Instance B shares A's database and configuration but has its own provider tasks.
+    let b = TestApp::start(
+        a.cfg.clone(),
+        Arc::new(tempfile::tempdir().unwrap()),
+        a.clock.clone(),
+    )
+    .await;
+    let token = a.token("two-runtimes@example.com").await;
+    let id = a.create_session(&token, "split").await;
+    let r = a
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "qr_pending");
+    let r = b
+        .post(
+            &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "919811122233"}),
+        )
+        .await;
+    let on_b = b
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await
+        .body;
+    assert_eq!(
+        r.body["data"]["status"], "connected",
+        "{} / {}",
+        r.body, on_b
+    );
+    // A's QR loop runs out and reports "not scanned in time"; that belongs to the superseded
+    // attempt and must change nothing. Wait until A's task has finished.
+    let sid = uuid::Uuid::parse_str(&id).unwrap();
+    for _ in 0..400 {
+        if !a.state.runtime.is_running(sid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        !a.state.runtime.is_running(sid),
+        "A's stale task has stopped"
+    );
+    let r = a
+        .get(
+            &format!("/api/v1/whatsapp/{id}/status"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
+    assert_eq!(r.body["data"]["phoneNumber"], "919811122233");
 }

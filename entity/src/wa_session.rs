@@ -17,6 +17,9 @@ pub struct Model {
     pub phone_number: Option<String>,
     /// Provider pairing data (JSON), kept so a restart reconnects without a new QR.
     pub credentials: Option<String>,
+    /// The connection attempt that owns the live connection; provider events of any other
+    /// attempt are ignored.
+    pub attempt_id: Option<Uuid>,
     /// The QR payload currently waiting to be scanned.
     pub qr_code: Option<String>,
     pub qr_expires_at: Option<DateTimeUtc>,

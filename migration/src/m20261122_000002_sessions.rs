@@ -21,6 +21,7 @@ enum WaSessions {
     Status,
     PhoneNumber,
     Credentials,
+    AttemptId,
     QrCode,
     QrExpiresAt,
     LastError,
@@ -49,6 +50,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(WaSessions::Status).string().not_null())
                     .col(ColumnDef::new(WaSessions::PhoneNumber).string().null())
                     .col(ColumnDef::new(WaSessions::Credentials).text().null())
+                    .col(ColumnDef::new(WaSessions::AttemptId).uuid().null())
                     .col(ColumnDef::new(WaSessions::QrCode).text().null())
                     .col(
                         ColumnDef::new(WaSessions::QrExpiresAt)

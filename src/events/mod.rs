@@ -159,9 +159,16 @@ impl EventBus {
         match &self.inner.redis {
             None => self.deliver_local(Arc::new(event)),
             Some(r) => {
-                if let Err(e) = r.publish(&event).await {
-                    tracing::warn!(error = %e, "Redis publish failed; delivering this event locally only");
-                    self.deliver_local(Arc::new(event));
+                // While this instance's Redis subscription is down (reconnecting), its own
+                // subscribers would not hear the event back: deliver it directly.
+                let subscribed = r.status().subscribed;
+                match r.publish(&event).await {
+                    Ok(()) if subscribed => {}
+                    Ok(()) => self.deliver_local(Arc::new(event)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Redis publish failed; delivering this event locally only");
+                        self.deliver_local(Arc::new(event));
+                    }
                 }
             }
         }
@@ -209,6 +216,16 @@ impl EventBus {
                 }
             }
         })
+    }
+
+    /// Forgets tenant channels nobody listens to any more.
+    pub fn prune(&self) {
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        channels.retain(|_, tx| tx.receiver_count() > 0);
     }
 
     /// Local subscribers per tenant (for metrics and tests).

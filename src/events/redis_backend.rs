@@ -6,7 +6,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::StreamExt;
@@ -18,6 +18,7 @@ use super::{Event, EventBus};
 
 const CHANNEL_PREFIX: &str = "wagate:events:";
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(1500);
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Whether this instance is currently connected to Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,9 +29,15 @@ pub struct RedisStatus {
     pub publishing: bool,
 }
 
+#[derive(Default)]
+struct Publisher {
+    conn: Option<ConnectionManager>,
+    retry_after: Option<Instant>,
+}
+
 pub(super) struct RedisBackend {
     client: redis::Client,
-    publisher: Mutex<Option<ConnectionManager>>,
+    publisher: Mutex<Publisher>,
     publishing: Arc<AtomicBool>,
     subscribed: watch::Sender<bool>,
 }
@@ -43,7 +50,7 @@ impl RedisBackend {
     pub(super) fn new(client: redis::Client) -> Self {
         Self {
             client,
-            publisher: Mutex::new(None),
+            publisher: Mutex::new(Publisher::default()),
             publishing: Arc::new(AtomicBool::new(true)),
             subscribed: watch::channel(false).0,
         }
@@ -63,29 +70,59 @@ impl RedisBackend {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Publishes; the connection is made lazily so the gateway starts while Redis is down.
+    /// A shared (multiplexed) publishing connection, made lazily so the gateway starts while
+    /// Redis is down; after a failed attempt, callers fail fast for a second.
+    async fn connection(&self) -> anyhow::Result<ConnectionManager> {
+        let mut p = self.publisher.lock().await;
+        if let Some(c) = &p.conn {
+            return Ok(c.clone());
+        }
+        if p.retry_after.is_some_and(|t| Instant::now() < t) {
+            anyhow::bail!("Redis is unavailable");
+        }
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.client.get_connection_manager()).await {
+            Ok(Ok(c)) => {
+                p.conn = Some(c.clone());
+                p.retry_after = None;
+                Ok(c)
+            }
+            Ok(Err(e)) => {
+                p.retry_after = Some(Instant::now() + RECONNECT_PAUSE);
+                Err(e.into())
+            }
+            Err(_) => {
+                p.retry_after = Some(Instant::now() + RECONNECT_PAUSE);
+                anyhow::bail!("connecting to Redis timed out")
+            }
+        }
+    }
+
+    /// Publishes on the event's tenant channel.
     pub(super) async fn publish(&self, event: &Event) -> anyhow::Result<()> {
         let payload = serde_json::to_string(event)?;
-        let result = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            let mut guard = self.publisher.lock().await;
-            if guard.is_none() {
-                *guard = Some(self.client.get_connection_manager().await?);
+        let result = async {
+            let mut conn = self.connection().await?;
+            let sent = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                redis::cmd("PUBLISH")
+                    .arg(channel(event))
+                    .arg(&payload)
+                    .query_async::<i64>(&mut conn),
+            )
+            .await;
+            match sent {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => {
+                    self.publisher.lock().await.conn = None;
+                    Err(e.into())
+                }
+                Err(_) => {
+                    self.publisher.lock().await.conn = None;
+                    Err(anyhow::anyhow!("Redis publish timed out"))
+                }
             }
-            let Some(conn) = guard.as_mut() else {
-                return Err(anyhow::anyhow!("no Redis connection"));
-            };
-            let r: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(channel(event))
-                .arg(&payload)
-                .query_async(conn)
-                .await;
-            if r.is_err() {
-                *guard = None;
-            }
-            r.map(|_| ()).map_err(anyhow::Error::from)
-        })
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("Redis publish timed out")));
+        }
+        .await;
         self.publishing.store(result.is_ok(), Ordering::Relaxed);
         result
     }

@@ -120,7 +120,10 @@ impl Provider for SandboxProvider {
                     () = tokio::time::sleep(cfg.connect_delay) => {}
                 }
                 let credentials = serde_json::to_value(creds).unwrap_or_default();
-                send_or_stop(&events, ProviderEvent::Connected { phone, credentials }).await;
+                if send_or_stop(&events, ProviderEvent::Connected { phone, credentials }).await {
+                    // Online until told otherwise, like a real connection.
+                    cancel.cancelled().await;
+                }
                 return;
             }
             for i in 0..cfg.qr_rotations {

@@ -36,6 +36,7 @@ pub async fn insert(
         status: Set(s.status.to_owned()),
         phone_number: Set(None),
         credentials: Set(None),
+        attempt_id: Set(None),
         qr_code: Set(None),
         qr_expires_at: Set(None),
         last_error: Set(None),
@@ -115,6 +116,8 @@ pub struct Change {
     pub phone_number: Option<Option<String>>,
     /// Pairing credentials (JSON).
     pub credentials: Option<Option<String>>,
+    /// The connection attempt that owns the session from now on.
+    pub attempt_id: Option<Option<Uuid>>,
     /// Current QR code and its expiry.
     pub qr: Option<Option<(String, DateTime<Utc>)>>,
     /// Last error or disconnect reason.
@@ -123,12 +126,23 @@ pub struct Change {
     pub connected_at: Option<Option<DateTime<Utc>>>,
 }
 
-/// Applies `change` only if the session is in one of `from`; true when it did.
+/// Which connection attempt a transition expects to own the session.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner {
+    /// Any (or none).
+    Any,
+    /// Exactly this attempt (`None`: no attempt).
+    Attempt(Option<Uuid>),
+}
+
+/// Applies `change` only if the session is in one of `from` and owned by `owner`; true when
+/// it did.
 pub async fn transition(
     db: &impl ConnectionTrait,
     tenant: TenantId,
     id: Uuid,
     from: &[&str],
+    owner: Owner,
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -142,6 +156,9 @@ pub async fn transition(
     }
     if let Some(v) = change.credentials {
         q = q.col_expr(C::Credentials, Expr::value(v));
+    }
+    if let Some(v) = change.attempt_id {
+        q = q.col_expr(C::AttemptId, Expr::value(v));
     }
     if let Some(v) = change.qr {
         let (code, exp) = match v {
@@ -158,12 +175,16 @@ pub async fn transition(
     if let Some(v) = change.connected_at {
         q = q.col_expr(C::ConnectedAt, Expr::value(v));
     }
-    let res = q
+    q = q
         .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
-        .filter(C::Status.is_in(from.iter().copied()))
-        .exec(db)
-        .await?;
+        .filter(C::Status.is_in(from.iter().copied()));
+    q = match owner {
+        Owner::Any => q,
+        Owner::Attempt(Some(a)) => q.filter(C::AttemptId.eq(a)),
+        Owner::Attempt(None) => q.filter(C::AttemptId.is_null()),
+    };
+    let res = q.exec(db).await?;
     Ok(res.rows_affected == 1)
 }
 

@@ -23,7 +23,10 @@ use crate::{
     phone::PhoneNumber,
     provider::{ConnectRequest, ProviderKind, sandbox::SandboxCredentials},
     qr,
-    repo::{self, sessions::Change},
+    repo::{
+        self,
+        sessions::{Change, Owner},
+    },
     service::pagination::PageRequest,
     state::AppState,
 };
@@ -199,13 +202,16 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
             kind.as_str()
         )));
     }
+    let attempt = Uuid::now_v7();
     let change = Change {
         status: Some(SessionStatus::Connecting.as_str()),
+        attempt_id: Some(Some(attempt)),
         qr: Some(None),
         last_error: Some(None),
         ..Change::default()
     };
-    if !repo::sessions::transition(&state.db, p.tenant_id, id, &[from], change, now).await? {
+    let owner = Owner::Attempt(s.attempt_id);
+    if !repo::sessions::transition(&state.db, p.tenant_id, id, &[from], owner, change, now).await? {
         return Err(AppError::Conflict(
             "Session changed state meanwhile; try again".into(),
         ));
@@ -222,7 +228,7 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
         session_id: id,
         credentials,
     };
-    runtime::start(state, kind, req, Some(first_tx)).await?;
+    runtime::start(state, kind, req, attempt, Some(first_tx)).await?;
     let _ = tokio::time::timeout(CONNECT_WAIT, first_rx).await;
 
     let now_status = SessionStatus::parse(&load(state, p.tenant_id, id).await?.status);
@@ -251,6 +257,7 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
     }
     let change = Change {
         status: Some(SessionStatus::Disconnected.as_str()),
+        attempt_id: Some(None),
         qr: Some(None),
         last_error: Some(None),
         ..Change::default()
@@ -260,6 +267,7 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
         p.tenant_id,
         id,
         &[s.status.as_str()],
+        Owner::Attempt(s.attempt_id),
         change,
         state.clock.now(),
     )
@@ -269,7 +277,7 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
             "Session changed state meanwhile; try again".into(),
         ));
     }
-    state.runtime.stop(id);
+    state.runtime.stop_attempt(id, s.attempt_id);
     reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
     Ok(())
 }
@@ -298,6 +306,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
         status: Some(SessionStatus::LoggedOut.as_str()),
         phone_number: Some(None),
         credentials: Some(None),
+        attempt_id: Some(None),
         qr: Some(None),
         ..Change::default()
     };
@@ -306,6 +315,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
         p.tenant_id,
         id,
         &[s.status.as_str()],
+        Owner::Attempt(s.attempt_id),
         change,
         state.clock.now(),
     )
@@ -315,7 +325,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
             "Session changed state meanwhile; try again".into(),
         ));
     }
-    state.runtime.stop(id);
+    state.runtime.stop_attempt(id, s.attempt_id);
     forget_pairing(state, &s).await;
     let m = reload_and_publish(state, p.tenant_id, id, Some("Logged out by user".into())).await?;
     Ok(SessionOutput::from(&m))
@@ -408,11 +418,15 @@ pub async fn sandbox_scan(
     }
     let creds =
         serde_json::to_value(SandboxCredentials::new(&phone)).map_err(AppError::internal)?;
+    // The pairing moves the session to a new attempt: whichever instance runs the QR rotation
+    // of the old one stops at its next event, whose compare-and-set now fails.
     if !runtime::mark_connected(
         state,
         p.tenant_id,
         id,
         &[SessionStatus::QrPending.as_str()],
+        Owner::Attempt(s.attempt_id),
+        Some(Uuid::now_v7()),
         &phone,
         &creds,
     )
@@ -422,8 +436,6 @@ pub async fn sandbox_scan(
             "No QR code is waiting to be scanned".into(),
         ));
     }
-    // The pairing is done: stop this instance's QR rotation (another instance's stops at its
-    // next code, whose compare-and-set now fails).
-    state.runtime.stop(id);
+    state.runtime.stop_attempt(id, s.attempt_id);
     get(state, p, id).await
 }

@@ -2,10 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use tokio::sync::{mpsc, oneshot};
@@ -20,78 +17,93 @@ use crate::{
     phone::PhoneNumber,
     provider::{ConnectRequest, ProviderEvent, ProviderKind},
     qr,
-    repo::{self, sessions::Change},
+    repo::{
+        self,
+        sessions::{Change, Owner},
+    },
     state::AppState,
 };
 
-/// The provider connections this process runs, by session.
+/// The provider connections this process runs, by session, with the attempt each serves.
 #[derive(Clone, Default)]
 pub struct SessionRuntime {
-    tasks: Arc<Mutex<HashMap<Uuid, (u64, CancellationToken)>>>,
-    generation: Arc<AtomicU64>,
+    tasks: Arc<Mutex<HashMap<Uuid, (Uuid, CancellationToken)>>>,
 }
 
 impl SessionRuntime {
-    fn register(&self, id: Uuid) -> (u64, CancellationToken) {
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, old)) = tasks.insert(id, (generation, token.clone())) {
-            old.cancel();
-        }
-        (generation, token)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Uuid, CancellationToken)>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finished(&self, id: Uuid, generation: u64) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if tasks.get(&id).is_some_and(|(g, _)| *g == generation) {
+    fn register(&self, id: Uuid, attempt: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Some((_, old)) = self.lock().insert(id, (attempt, token.clone())) {
+            old.cancel();
+        }
+        token
+    }
+
+    fn finished(&self, id: Uuid, attempt: Uuid) {
+        let mut tasks = self.lock();
+        if tasks.get(&id).is_some_and(|(a, _)| *a == attempt) {
             tasks.remove(&id);
         }
     }
 
-    /// Stops this process's provider task for a session, if any.
+    /// Stops this process's provider task for a session, whatever attempt it serves.
     pub fn stop(&self, id: Uuid) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, token)) = tasks.remove(&id) {
+        if let Some((_, token)) = self.lock().remove(&id) {
+            token.cancel();
+        }
+    }
+
+    /// Stops the task only if it serves `attempt` (a newer attempt's task is left alone).
+    pub fn stop_attempt(&self, id: Uuid, attempt: Option<Uuid>) {
+        let mut tasks = self.lock();
+        if let Some(attempt) = attempt
+            && tasks.get(&id).is_some_and(|(a, _)| *a == attempt)
+            && let Some((_, token)) = tasks.remove(&id)
+        {
             token.cancel();
         }
     }
 
     /// True while this process runs a provider task for the session.
     pub fn is_running(&self, id: Uuid) -> bool {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.contains_key(&id)
+        self.lock().contains_key(&id)
     }
 
     /// Stops every task (shutdown).
     pub fn stop_all(&self) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, (_, token)) in tasks.drain() {
+        for (_, (_, token)) in self.lock().drain() {
             token.cancel();
         }
     }
 }
 
-/// Starts the provider for a session and applies its events until it stops. `first` is
-/// signalled once the first event has been applied.
+/// Starts the provider for a session on behalf of connection attempt `attempt` (already
+/// written to the row) and applies its events until it stops. `first` is signalled once the
+/// first event has been applied.
 pub async fn start(
     state: &AppState,
     kind: ProviderKind,
     req: ConnectRequest,
+    attempt: Uuid,
     first: Option<oneshot::Sender<()>>,
 ) -> AppResult<()> {
     let provider = state.providers.get(kind).ok_or_else(|| {
         AppError::WhatsAppUnavailable(format!("Provider '{}' is not available", kind.as_str()))
     })?;
     let (tenant, id) = (req.tenant_id, req.session_id);
-    let (generation, cancel) = state.runtime.register(id);
+    let cancel = state.runtime.register(id, attempt);
     let (tx, mut rx) = mpsc::channel::<ProviderEvent>(16);
     if let Err(e) = provider.connect(req, tx, cancel.clone()).await {
-        state.runtime.finished(id, generation);
+        state.runtime.finished(id, attempt);
         apply_event(
             state,
             tenant,
             id,
+            attempt,
             ProviderEvent::Failed { error: e.0.clone() },
         )
         .await?;
@@ -102,12 +114,14 @@ pub async fn start(
     let state = state.clone();
     tokio::spawn(async move {
         let mut first = first;
+        let mut ended = false;
         loop {
             let ev = tokio::select! {
-                () = cancel.cancelled() => break,
+                biased;
+                () = cancel.cancelled() => { ended = true; break }
                 ev = rx.recv() => match ev { Some(ev) => ev, None => break },
             };
-            let keep = match apply_event(&state, tenant, id, ev).await {
+            let keep = match apply_event(&state, tenant, id, attempt, ev).await {
                 Ok(keep) => keep,
                 Err(e) => {
                     tracing::error!(session = %id, error = %e, "applying a provider event failed");
@@ -118,21 +132,35 @@ pub async fn start(
                 let _ = tx.send(());
             }
             if !keep {
+                ended = true;
                 cancel.cancel();
                 break;
             }
         }
-        state.runtime.finished(id, generation);
+        if !ended {
+            // The provider went away without a final word: the connection is gone.
+            let closed = ProviderEvent::Disconnected {
+                reason: "The provider connection closed".into(),
+            };
+            if let Err(e) = apply_event(&state, tenant, id, attempt, closed).await {
+                tracing::error!(session = %id, error = %e, "recording a closed provider connection failed");
+            }
+        }
+        state.runtime.finished(id, attempt);
     });
     Ok(())
 }
 
-/// Marks a session connected (from one of `from`) with its pairing; publishes the change.
+/// Marks a session connected (from one of `from`, owned by `owner`) with its pairing;
+/// `new_attempt` hands ownership to another attempt. Publishes the change.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn mark_connected(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
     from: &[&str],
+    owner: Owner,
+    new_attempt: Option<Uuid>,
     phone: &PhoneNumber,
     credentials: &serde_json::Value,
 ) -> AppResult<bool> {
@@ -142,6 +170,7 @@ pub(crate) async fn mark_connected(
         status: Some(SessionStatus::Connected.as_str()),
         phone_number: Some(Some(phone.digits().to_owned())),
         credentials: Some(Some(credentials.to_string())),
+        attempt_id: new_attempt.map(Some),
         qr: Some(None),
         last_error: Some(None),
         connected_at: Some(Some(
@@ -151,7 +180,7 @@ pub(crate) async fn mark_connected(
                 .unwrap_or(now),
         )),
     };
-    if !repo::sessions::transition(&state.db, tenant, id, from, change, now).await? {
+    if !repo::sessions::transition(&state.db, tenant, id, from, owner, change, now).await? {
         return Ok(false);
     }
     if before.status != SessionStatus::Connected.as_str()
@@ -163,18 +192,21 @@ pub(crate) async fn mark_connected(
     Ok(true)
 }
 
-/// Applies one provider event to the session; false when the provider should stop
-/// (the session moved on, or the event ended the connection).
+/// Applies one provider event of connection attempt `attempt`; false when the provider should
+/// stop (the session moved on to another attempt or state, or the event ended the connection).
 pub async fn apply_event(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
+    attempt: Uuid,
     ev: ProviderEvent,
 ) -> AppResult<bool> {
     let now = state.clock.now();
     let db = &state.db;
+    let owner = Owner::Attempt(Some(attempt));
     match ev {
         ProviderEvent::Qr { code, expires_at } => {
+            let svg = qr::svg(&code)?;
             let Some(before) = repo::sessions::get(db, tenant, id).await? else {
                 return Ok(false);
             };
@@ -188,6 +220,7 @@ pub async fn apply_event(
                 tenant,
                 id,
                 &["connecting", "qr_pending"],
+                owner,
                 change,
                 now,
             )
@@ -202,7 +235,7 @@ pub async fn apply_event(
                 tracing::info!(session = %id, %expires_at, "scan this QR code with WhatsApp (sandbox: POST /api/v1/whatsapp/{id}/sandbox/scan)\n{art}");
             }
             let payload = EventPayload::SessionQr(QrPayload {
-                svg: qr::svg(&code)?,
+                svg,
                 code,
                 expires_at,
             });
@@ -213,13 +246,24 @@ pub async fn apply_event(
             Ok(true)
         }
         ProviderEvent::Connected { phone, credentials } => {
-            mark_connected(state, tenant, id, &ACTIVE, &phone, &credentials).await
+            mark_connected(
+                state,
+                tenant,
+                id,
+                &ACTIVE,
+                owner,
+                None,
+                &phone,
+                &credentials,
+            )
+            .await
         }
         ProviderEvent::Disconnected { reason } => {
             end(
                 state,
                 tenant,
                 id,
+                owner,
                 SessionStatus::Disconnected,
                 &ACTIVE,
                 false,
@@ -229,19 +273,13 @@ pub async fn apply_event(
             Ok(false)
         }
         ProviderEvent::LoggedOut { reason } => {
-            let from = [
-                "connecting",
-                "qr_pending",
-                "connected",
-                "disconnected",
-                "failed",
-            ];
             end(
                 state,
                 tenant,
                 id,
+                owner,
                 SessionStatus::LoggedOut,
-                &from,
+                &ACTIVE,
                 true,
                 reason,
             )
@@ -253,6 +291,7 @@ pub async fn apply_event(
                 state,
                 tenant,
                 id,
+                owner,
                 SessionStatus::Failed,
                 &ACTIVE,
                 false,
@@ -264,10 +303,12 @@ pub async fn apply_event(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn end(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
+    owner: Owner,
     to: SessionStatus,
     from: &[&str],
     forget: bool,
@@ -276,12 +317,23 @@ async fn end(
     let change = Change {
         status: Some(to.as_str()),
         qr: Some(None),
+        attempt_id: Some(None),
         last_error: Some(Some(reason.clone())),
         phone_number: forget.then_some(None),
         credentials: forget.then_some(None),
         ..Change::default()
     };
-    if repo::sessions::transition(&state.db, tenant, id, from, change, state.clock.now()).await? {
+    if repo::sessions::transition(
+        &state.db,
+        tenant,
+        id,
+        from,
+        owner,
+        change,
+        state.clock.now(),
+    )
+    .await?
+    {
         tracing::info!(session = %id, status = to.as_str(), %reason, "session ended");
         reload_and_publish(state, tenant, id, Some(reason)).await?;
     }
@@ -289,48 +341,75 @@ async fn end(
 }
 
 /// At start-up: reconnect sessions that were connected (their pairing is persisted, so no QR
-/// is needed) and release `connecting`/`qr_pending` sessions whose provider task died.
+/// is needed) and release `connecting`/`qr_pending` sessions whose provider task died. Each
+/// reconnect first claims the session with a new attempt, so two instances starting together
+/// do not both connect it. A failing row is logged and skipped.
 pub async fn resume(state: &AppState) -> AppResult<()> {
     let rows = repo::sessions::live_sessions_for_resume(&state.db, &ACTIVE).await?;
-    let now = state.clock.now();
     for s in rows {
-        let tenant = TenantId(s.tenant_id);
-        let kind = ProviderKind::parse(&s.provider).unwrap_or(ProviderKind::Sandbox);
-        let credentials = s
-            .credentials
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok());
-        if s.status == SessionStatus::Connected.as_str() && credentials.is_some() {
-            let req = ConnectRequest {
-                tenant_id: tenant,
-                session_id: s.id,
-                credentials,
-            };
-            if let Err(e) = start(state, kind, req, None).await {
-                tracing::warn!(session = %s.id, error = %e, "could not resume session");
-            } else {
-                tracing::info!(session = %s.id, "resuming connected session");
-            }
-        } else if s.status == SessionStatus::Connected.as_str() || is_stale(&s, now) {
-            let change = Change {
-                status: Some(SessionStatus::Disconnected.as_str()),
-                qr: Some(None),
-                last_error: Some(Some("Gateway restarted".into())),
-                ..Change::default()
-            };
-            if repo::sessions::transition(
-                &state.db,
-                tenant,
-                s.id,
-                &[s.status.as_str()],
-                change,
-                now,
-            )
+        if let Err(e) = resume_one(state, &s).await {
+            tracing::warn!(session = %s.id, error = %e, "could not resume session");
+        }
+    }
+    Ok(())
+}
+
+async fn resume_one(state: &AppState, s: &entity::wa_session::Model) -> AppResult<()> {
+    let now = state.clock.now();
+    let tenant = TenantId(s.tenant_id);
+    let owner = Owner::Attempt(s.attempt_id);
+    let kind = ProviderKind::parse(&s.provider).unwrap_or(ProviderKind::Sandbox);
+    let credentials: Option<serde_json::Value> = s
+        .credentials
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    if s.status == SessionStatus::Connected.as_str() && credentials.is_some() {
+        let attempt = Uuid::now_v7();
+        let claim = Change {
+            status: Some(SessionStatus::Connecting.as_str()),
+            attempt_id: Some(Some(attempt)),
+            ..Change::default()
+        };
+        if !repo::sessions::transition(&state.db, tenant, s.id, &["connected"], owner, claim, now)
             .await?
-            {
-                let m = load(state, tenant, s.id).await?;
-                publish_status(state, &m, Some("Gateway restarted".into())).await;
-            }
+        {
+            return Ok(()); // another instance claimed it first
+        }
+        reload_and_publish(
+            state,
+            tenant,
+            s.id,
+            Some("Reconnecting after a restart".into()),
+        )
+        .await?;
+        let req = ConnectRequest {
+            tenant_id: tenant,
+            session_id: s.id,
+            credentials,
+        };
+        start(state, kind, req, attempt, None).await?;
+        tracing::info!(session = %s.id, "resuming connected session");
+    } else if s.status == SessionStatus::Connected.as_str() || is_stale(s, now) {
+        let change = Change {
+            status: Some(SessionStatus::Disconnected.as_str()),
+            qr: Some(None),
+            attempt_id: Some(None),
+            last_error: Some(Some("Gateway restarted".into())),
+            ..Change::default()
+        };
+        if repo::sessions::transition(
+            &state.db,
+            tenant,
+            s.id,
+            &[s.status.as_str()],
+            owner,
+            change,
+            now,
+        )
+        .await?
+        {
+            let m = load(state, tenant, s.id).await?;
+            publish_status(state, &m, Some("Gateway restarted".into())).await;
         }
     }
     Ok(())

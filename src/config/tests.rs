@@ -1,0 +1,99 @@
+//! Configuration validation tests.
+use super::*;
+
+#[test]
+fn defaults_are_valid() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+    assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+    assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
+    assert!(c.database_url().starts_with("sqlite://"));
+    assert_eq!(c.db_max_connections, 1);
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases: Vec<(ConfigArgs, &str)> = vec![
+        (
+            ConfigArgs {
+                addr: Some("nope".into()),
+                ..Default::default()
+            },
+            "WAGATE_ADDR",
+        ),
+        (
+            ConfigArgs {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            },
+            "DATABASE_URL",
+        ),
+        (
+            ConfigArgs {
+                redis_url: Some("http://x".into()),
+                ..Default::default()
+            },
+            "REDIS_URL",
+        ),
+        (
+            ConfigArgs {
+                jwt_secret: Some("short".into()),
+                ..Default::default()
+            },
+            "WAGATE_JWT_SECRET",
+        ),
+        (
+            ConfigArgs {
+                access_token_ttl: Some("soon".into()),
+                ..Default::default()
+            },
+            "WAGATE_ACCESS_TOKEN_TTL",
+        ),
+        (
+            ConfigArgs {
+                refresh_token_ttl: Some("1m".into()),
+                ..Default::default()
+            },
+            "WAGATE_REFRESH_TOKEN_TTL",
+        ),
+        (
+            ConfigArgs {
+                body_limit: Some("lots".into()),
+                ..Default::default()
+            },
+            "WAGATE_BODY_LIMIT",
+        ),
+        (
+            ConfigArgs {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            },
+            "WAGATE_LOG_FORMAT",
+        ),
+    ];
+    for (args, key) in cases {
+        let e = Config::from_args(args).unwrap_err();
+        assert_eq!(e.key, key);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("invalid configuration: {key}: "))
+        );
+    }
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let c = Config::from_args(ConfigArgs {
+        database_url: Some("postgres://u:hunter2hunter2@db/x".into()),
+        redis_url: Some("redis://:pw-secret@localhost".into()),
+        jwt_secret: Some("s".repeat(40)),
+        ..Default::default()
+    })
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2"));
+    assert!(!dbg.contains("pw-secret"));
+    assert!(!dbg.contains(&"s".repeat(40)));
+    assert!(dbg.contains("[REDACTED]"));
+    assert_eq!(c.db_max_connections, 10);
+}
