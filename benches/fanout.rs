@@ -76,21 +76,20 @@ async fn start_server(redis: Option<&str>) -> Server {
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url);
     }
-    let child = cmd.spawn().expect("start wagate");
-    let base = format!("127.0.0.1:{port}");
+    let server = Server {
+        child: cmd.spawn().expect("start wagate"),
+        base: format!("127.0.0.1:{port}"),
+        _dir: dir,
+    };
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if client
-            .get(format!("http://{base}/readyz"))
+            .get(format!("http://{}/readyz", server.base))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Server {
-                child,
-                base,
-                _dir: dir,
-            };
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -367,3 +367,17 @@ async fn session_queries_and_mutations() {
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_open_subscriptions() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("bye-ws@example.com").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let mut ws = ws_for(&app, &token).await;
+    ws.subscribe("st", STATUS_SUB, json!({})).await;
+    app.wait_subscribers(reg["tenant"]["id"].as_str().unwrap(), 1)
+        .await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.stop())
+        .await
+        .expect("graceful shutdown finished while a subscription was open");
+}

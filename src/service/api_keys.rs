@@ -12,6 +12,7 @@ use crate::{
     error::{AppError, AppResult},
     ids::ApiKeyId,
     repo,
+    service::required_trimmed,
     state::AppState,
 };
 
@@ -118,13 +119,11 @@ pub async fn create(
 ) -> AppResult<ApiKeyCreatedOutput> {
     let user = require_user(principal)?;
     input.validate()?;
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(AppError::field(
-            "name",
-            "Name is required (at most 100 characters)",
-        ));
-    }
+    let name = required_trimmed(
+        &input.name,
+        "name",
+        "Name is required (at most 100 characters)",
+    )?;
     let key = token::new_api_key();
     let prefix = token::display_prefix(&key);
     let row = repo::api_keys::insert(

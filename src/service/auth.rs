@@ -13,6 +13,7 @@ use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, TenantId, UserId},
     repo::{self, users::NewUser},
+    service::required_trimmed,
     state::AppState,
 };
 
@@ -206,14 +207,13 @@ async fn issue_tokens(
 pub async fn register(state: &AppState, mut input: RegisterInput) -> AppResult<AuthOutput> {
     input.email = normalize_email(&input.email);
     input.validate()?;
-    let email = normalize_email(&input.email);
-    let name = input.name.trim().to_owned();
-    if name.is_empty() {
-        return Err(AppError::field(
-            "name",
-            "Name is required (at most 200 characters)",
-        ));
-    }
+    let email = input.email.clone();
+    let name = required_trimmed(
+        &input.name,
+        "name",
+        "Name is required (at most 200 characters)",
+    )?
+    .to_owned();
     let tenant_name = input
         .company
         .as_deref()

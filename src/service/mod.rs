@@ -5,3 +5,15 @@ pub mod api_keys;
 pub mod auth;
 pub mod pagination;
 pub mod sessions;
+
+use crate::error::{AppError, AppResult};
+
+/// `value` without surrounding white space; a validation error on `field` when nothing is left.
+pub fn required_trimmed<'a>(value: &'a str, field: &str, message: &str) -> AppResult<&'a str> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(AppError::field(field, message))
+    } else {
+        Ok(v)
+    }
+}

@@ -27,9 +27,11 @@ use crate::{
         self,
         sessions::{Change, Owner},
     },
-    service::pagination::PageRequest,
+    service::{pagination::PageRequest, required_trimmed},
     state::AppState,
 };
+
+const NAME_REQUIRED: &str = "Name is required (at most 100 characters)";
 
 /// Statuses in which a session holds (or is acquiring) a live connection.
 pub(crate) const ACTIVE: [&str; 3] = ["connecting", "qr_pending", "connected"];
@@ -102,13 +104,7 @@ pub async fn create(
     input: CreateSessionInput,
 ) -> AppResult<SessionOutput> {
     input.validate()?;
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(AppError::field(
-            "name",
-            "Name is required (at most 100 characters)",
-        ));
-    }
+    let name = required_trimmed(&input.name, "name", NAME_REQUIRED)?;
     let provider = input.provider.unwrap_or(state.cfg.provider);
     if state.providers.get(provider).is_none() {
         return Err(AppError::field(
@@ -163,13 +159,7 @@ pub async fn rename(
     input: RenameSessionInput,
 ) -> AppResult<SessionOutput> {
     input.validate()?;
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(AppError::field(
-            "name",
-            "Name is required (at most 100 characters)",
-        ));
-    }
+    let name = required_trimmed(&input.name, "name", NAME_REQUIRED)?;
     if !repo::sessions::rename(&state.db, p.tenant_id, id, name, state.clock.now()).await? {
         return Err(not_found());
     }
@@ -249,6 +239,34 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
     })
 }
 
+/// A user ends the session's current connection (disconnect, logout): the change applies only
+/// if the session is still as read, and only the attempt that owned it is stopped.
+async fn end_by_user(
+    state: &AppState,
+    s: &entity::wa_session::Model,
+    change: Change,
+) -> AppResult<()> {
+    let owner = Owner::Attempt(s.attempt_id);
+    let tenant = TenantId(s.tenant_id);
+    if !repo::sessions::transition(
+        &state.db,
+        tenant,
+        s.id,
+        &[s.status.as_str()],
+        owner,
+        change,
+        state.clock.now(),
+    )
+    .await?
+    {
+        return Err(AppError::Conflict(
+            "Session changed state meanwhile; try again".into(),
+        ));
+    }
+    state.runtime.stop_attempt(s.id, s.attempt_id);
+    Ok(())
+}
+
 /// Disconnects without forgetting the pairing.
 pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
     let s = load(state, p.tenant_id, id).await?;
@@ -262,22 +280,7 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
         last_error: Some(None),
         ..Change::default()
     };
-    if !repo::sessions::transition(
-        &state.db,
-        p.tenant_id,
-        id,
-        &[s.status.as_str()],
-        Owner::Attempt(s.attempt_id),
-        change,
-        state.clock.now(),
-    )
-    .await?
-    {
-        return Err(AppError::Conflict(
-            "Session changed state meanwhile; try again".into(),
-        ));
-    }
-    state.runtime.stop_attempt(id, s.attempt_id);
+    end_by_user(state, &s, change).await?;
     reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
     Ok(())
 }
@@ -310,22 +313,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
         qr: Some(None),
         ..Change::default()
     };
-    if !repo::sessions::transition(
-        &state.db,
-        p.tenant_id,
-        id,
-        &[s.status.as_str()],
-        Owner::Attempt(s.attempt_id),
-        change,
-        state.clock.now(),
-    )
-    .await?
-    {
-        return Err(AppError::Conflict(
-            "Session changed state meanwhile; try again".into(),
-        ));
-    }
-    state.runtime.stop_attempt(id, s.attempt_id);
+    end_by_user(state, &s, change).await?;
     forget_pairing(state, &s).await;
     let m = reload_and_publish(state, p.tenant_id, id, Some("Logged out by user".into())).await?;
     Ok(SessionOutput::from(&m))
