@@ -63,6 +63,11 @@ pub fn sdl() -> String {
     s
 }
 
+/// WebSocket read/write buffer size.
+const WS_BUFFER: usize = 4 * 1024;
+/// Largest message a WebSocket client may send (a GraphQL operation).
+const WS_MAX_MESSAGE: usize = 1024 * 1024;
+
 /// The client's address, for per-client limits.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
@@ -115,6 +120,12 @@ async fn websocket(
     let header_auth = auth::from_headers(&g.app, &headers).await;
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        // GraphQL frames are small: tungstenite's 128 KiB default buffers would cost
+        // ~256 KiB of memory per open subscription socket.
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE)
         .on_upgrade(move |stream| {
             let app = g.app.clone();
             GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
