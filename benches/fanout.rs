@@ -237,21 +237,17 @@ async fn run(mode: &str, redis: Option<&str>, n: usize, trials: usize) {
     }
     let open_secs = opened.elapsed().as_secs_f64();
     // Warm-up round: proves every subscription is live before measuring.
-    post(
-        &http,
-        format!("http://{base}/api/v1/whatsapp/{id}/disconnect"),
-        &token,
-        json!({}),
-    )
-    .await;
+    let action = |what: &'static str| {
+        let (http, url, token) = (
+            http.clone(),
+            format!("http://{base}/api/v1/whatsapp/{id}/{what}"),
+            token.clone(),
+        );
+        async move { post(&http, url, &token, json!({})).await }
+    };
+    action("disconnect").await;
     collect(&mut rx, n, "DISCONNECTED").await;
-    post(
-        &http,
-        format!("http://{base}/api/v1/whatsapp/{id}/connect"),
-        &token,
-        json!({}),
-    )
-    .await;
+    action("connect").await;
     collect(&mut rx, n, "CONNECTED").await;
     let loaded = rss_kib(pid);
 
@@ -259,13 +255,7 @@ async fn run(mode: &str, redis: Option<&str>, n: usize, trials: usize) {
     let mut each = Vec::with_capacity(trials * n);
     for _ in 0..trials {
         let t0 = Instant::now();
-        post(
-            &http,
-            format!("http://{base}/api/v1/whatsapp/{id}/disconnect"),
-            &token,
-            json!({}),
-        )
-        .await;
+        action("disconnect").await;
         let arrivals = collect(&mut rx, n, "DISCONNECTED").await;
         let ms: Vec<f64> = arrivals
             .iter()
@@ -273,13 +263,7 @@ async fn run(mode: &str, redis: Option<&str>, n: usize, trials: usize) {
             .collect();
         last.push(ms.iter().cloned().fold(0.0, f64::max));
         each.extend(ms);
-        post(
-            &http,
-            format!("http://{base}/api/v1/whatsapp/{id}/connect"),
-            &token,
-            json!({}),
-        )
-        .await;
+        action("connect").await;
         collect(&mut rx, n, "CONNECTED").await;
     }
     last.sort_by(f64::total_cmp);

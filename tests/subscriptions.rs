@@ -381,3 +381,25 @@ async fn shutdown_is_not_held_up_by_open_subscriptions() {
         .await
         .expect("graceful shutdown finished while a subscription was open");
 }
+
+#[tokio::test]
+async fn an_api_key_can_watch_its_tenants_sessions() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("key-watch@example.com").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let key = app.api_key(&token, "watcher").await;
+    let id = app.create_session(&token, "watched").await;
+    let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({"X-API-Key": key}))
+        .await
+        .expect("ack");
+    ws.subscribe("st", STATUS_SUB, json!({"id": id})).await;
+    app.wait_subscribers(reg["tenant"]["id"].as_str().unwrap(), 1)
+        .await;
+    app.post_empty(
+        &format!("/api/v1/whatsapp/{id}/connect"),
+        Auth::Bearer(&token),
+    )
+    .await;
+    let s = next_for(&mut ws, "st").await;
+    assert_eq!(s["data"]["sessionStatus"]["status"], "CONNECTING");
+}
