@@ -425,3 +425,17 @@ async fn generated_secret_is_private_and_tokens_survive_restart() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), secret);
 }
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_let_exactly_one_through() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("race@example.com").await;
+    let body = json!({"refreshToken": reg["refreshToken"]});
+    let (a, b) = tokio::join!(
+        app.post("/api/auth/refresh", Auth::None, body.clone()),
+        app.post("/api/auth/refresh", Auth::None, body.clone())
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.body, b.body);
+}

@@ -305,3 +305,38 @@ async fn legacy_graphql_ws_protocol() {
         other => panic!("expected connection_error, got {:?}", other.map(|_| "ack")),
     }
 }
+
+#[tokio::test]
+async fn graphql_bodies_are_limited_too() {
+    let app = TestApp::spawn_with(|c| c.body_limit = 4096).await;
+    let big = format!("{{ me {{ user {{ email }} }} }} # {}", "x".repeat(10_000));
+    let r = app
+        .post("/graphql", Auth::None, json!({"query": big}))
+        .await;
+    r.assert_error(413, "PAYLOAD_TOO_LARGE");
+    // A normal query still goes through.
+    let r = app
+        .graphql(Auth::None, "{ me { user { email } } }", json!({}))
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn websocket_refuses_malformed_credentials() {
+    let app = TestApp::spawn().await;
+    for payload in [
+        json!({"Authorization": 123}),
+        json!({"X-API-Key": null}),
+        json!("Bearer x"),
+    ] {
+        match GqlWs::connect(&app, "graphql-transport-ws", payload.clone()).await {
+            Err(InitRefused::Closed(reason)) => {
+                assert!(reason.contains("must be"), "{payload}: {reason}")
+            }
+            other => panic!(
+                "{payload}: expected the socket to close, got {:?}",
+                other.map(|_| "ack")
+            ),
+        }
+    }
+}

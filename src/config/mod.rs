@@ -21,6 +21,10 @@ pub const DEFAULT_REFRESH_TOKEN_TTL: &str = "30days";
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Default number of auth attempts (register/login/refresh) per client IP per minute.
 pub const DEFAULT_AUTH_RATE_LIMIT: u32 = 30;
+/// Longest access-token lifetime accepted.
+pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest refresh-token lifetime accepted.
+pub const MAX_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Minimum length of an explicitly configured JWT secret.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
@@ -256,6 +260,12 @@ impl Config {
                 "WAGATE_REFRESH_TOKEN_TTL",
                 "must be longer than WAGATE_ACCESS_TOKEN_TTL",
             ));
+        }
+        if access_token_ttl > MAX_ACCESS_TOKEN_TTL {
+            return Err(err("WAGATE_ACCESS_TOKEN_TTL", "must be at most 24h"));
+        }
+        if refresh_token_ttl > MAX_REFRESH_TOKEN_TTL {
+            return Err(err("WAGATE_REFRESH_TOKEN_TTL", "must be at most 365days"));
         }
 
         let body_limit = parse_number("WAGATE_BODY_LIMIT", a.body_limit, DEFAULT_BODY_LIMIT)?;

@@ -58,6 +58,20 @@ fn bad_values_name_their_key() {
         ),
         (
             ConfigArgs {
+                refresh_token_ttl: Some("400days".into()),
+                ..Default::default()
+            },
+            "WAGATE_REFRESH_TOKEN_TTL",
+        ),
+        (
+            ConfigArgs {
+                access_token_ttl: Some("2days".into()),
+                ..Default::default()
+            },
+            "WAGATE_ACCESS_TOKEN_TTL",
+        ),
+        (
+            ConfigArgs {
                 body_limit: Some("lots".into()),
                 ..Default::default()
             },

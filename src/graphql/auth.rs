@@ -15,6 +15,8 @@ pub enum GqlAuth {
     Authenticated(Principal),
     /// Credentials were presented and rejected (the message says why).
     Invalid(String),
+    /// Credentials could not be checked (the database failed; already logged).
+    Unavailable,
 }
 
 impl GqlAuth {
@@ -24,6 +26,9 @@ impl GqlAuth {
             GqlAuth::Authenticated(p) => Ok(*p),
             GqlAuth::Anonymous => Err(AppError::Unauthorized("Authentication required".into())),
             GqlAuth::Invalid(msg) => Err(AppError::Unauthorized(msg.clone())),
+            GqlAuth::Unavailable => Err(AppError::internal(anyhow::anyhow!(
+                "credentials could not be checked"
+            ))),
         }
     }
 }
@@ -33,7 +38,10 @@ async fn resolve(state: &AppState, authorization: Option<&str>, api_key: Option<
         Ok(Some(p)) => GqlAuth::Authenticated(p),
         Ok(None) => GqlAuth::Anonymous,
         Err(AppError::Unauthorized(msg)) => GqlAuth::Invalid(msg),
-        Err(e) => GqlAuth::Invalid(e.public_message()),
+        Err(e) => {
+            tracing::error!(error = ?e, "checking GraphQL credentials failed");
+            GqlAuth::Unavailable
+        }
     }
 }
 
@@ -48,12 +56,14 @@ pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> GqlAuth {
     resolve(state, authorization, api_key).await
 }
 
-fn payload_value<'a>(payload: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+/// The value of a credential key (case-insensitive, also under `headers`): `Some(Err)` when
+/// the key is there but not a string.
+fn payload_value<'a>(payload: &'a serde_json::Value, name: &str) -> Option<Result<&'a str, ()>> {
     let obj = payload.as_object()?;
-    obj.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_str())
-        .or_else(|| obj.get("headers").and_then(|h| payload_value(h, name)))
+    match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        Some((_, v)) => Some(v.as_str().ok_or(())),
+        None => obj.get("headers").and_then(|h| payload_value(h, name)),
+    }
 }
 
 /// From `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}` in `connection_init`
@@ -64,8 +74,16 @@ pub async fn from_init_payload(
     payload: &serde_json::Value,
     header_auth: GqlAuth,
 ) -> GqlAuth {
-    let authorization = payload_value(payload, "authorization");
-    let api_key = payload_value(payload, API_KEY_HEADER);
+    if !(payload.is_object() || payload.is_null()) {
+        return GqlAuth::Invalid("connection_init payload must be an object".into());
+    }
+    let (authorization, api_key) = match (
+        payload_value(payload, "authorization").transpose(),
+        payload_value(payload, API_KEY_HEADER).transpose(),
+    ) {
+        (Ok(a), Ok(k)) => (a, k),
+        _ => return GqlAuth::Invalid("Credentials in connection_init must be strings".into()),
+    };
     if authorization.is_none() && api_key.is_none() {
         return header_auth;
     }

@@ -81,8 +81,10 @@ struct GqlState {
 /// Routes for `/graphql` and `/graphql/ws`.
 pub fn router(app: AppState) -> Router {
     let schema = build_schema(Some(app.clone()));
+    // async-graphql reads request bodies itself (past axum's DefaultBodyLimit): bound them here.
+    let limit = tower_http::limit::RequestBodyLimitLayer::new(app.cfg.body_limit);
     Router::new()
-        .route("/graphql", get(graphiql).post(execute))
+        .route("/graphql", get(graphiql).post(execute).layer(limit))
         .route("/graphql/ws", get(websocket))
         .with_state(GqlState { app, schema })
 }
@@ -131,8 +133,14 @@ async fn websocket(
             GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let auth = auth::from_init_payload(&app, &payload, header_auth).await;
-                    if let GqlAuth::Invalid(msg) = &auth {
-                        return Err(async_graphql::Error::new(msg.clone()));
+                    match &auth {
+                        GqlAuth::Invalid(msg) => {
+                            return Err(async_graphql::Error::new(msg.clone()));
+                        }
+                        GqlAuth::Unavailable => {
+                            return Err(async_graphql::Error::new("Internal server error"));
+                        }
+                        _ => {}
                     }
                     let mut data = async_graphql::Data::default();
                     data.insert(auth);

@@ -95,9 +95,13 @@ pub async fn ensure_envelope(req: Request, next: Next) -> Response {
     };
     let mut out = err.into_response();
     *out.status_mut() = status;
-    for (name, value) in parts.headers.iter() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().insert(name.clone(), value.clone());
+    for name in parts.headers.keys() {
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        out.headers_mut().remove(name);
+        for value in parts.headers.get_all(name) {
+            out.headers_mut().append(name.clone(), value.clone());
         }
     }
     out

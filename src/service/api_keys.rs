@@ -32,7 +32,7 @@ pub struct CreateApiKeyInput {
 }
 
 /// A freshly created key: `key` is shown only this once.
-#[derive(Debug, Serialize, ToSchema, SimpleObject)]
+#[derive(Serialize, ToSchema, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyCreatedOutput {
     /// Key id.

@@ -17,13 +17,15 @@ use crate::{
     state::AppState,
 };
 
+/// Longest password accepted (hashing cost grows with it).
+const MAX_PASSWORD_BYTES: usize = 1024;
 /// Role given to the user who registers a tenant.
 pub const OWNER_ROLE: &str = "owner";
 /// API keys' `lastUsedAt` is written at most this often per key.
 const LAST_USED_GRANULARITY_SECS: i64 = 60;
 
 /// Sign-up: creates a tenant and its owner.
-#[derive(Debug, Deserialize, ToSchema, InputObject, Validate)]
+#[derive(Deserialize, ToSchema, InputObject, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterInput {
     /// Login email (unique).
@@ -58,7 +60,7 @@ pub struct RegisterInput {
 }
 
 /// Credentials.
-#[derive(Debug, Deserialize, ToSchema, InputObject, Validate)]
+#[derive(Deserialize, ToSchema, InputObject, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginInput {
     /// Login email.
@@ -74,7 +76,7 @@ pub struct LoginInput {
 }
 
 /// A refresh token, to rotate or revoke.
-#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshInput {
     /// The refresh token from login, register or a previous refresh.
@@ -109,7 +111,7 @@ pub struct TenantOutput {
 }
 
 /// Tokens plus who they belong to.
-#[derive(Debug, Serialize, ToSchema, SimpleObject)]
+#[derive(Serialize, ToSchema, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthOutput {
     /// JWT for `Authorization: Bearer`.
@@ -255,6 +257,12 @@ pub async fn register(state: &AppState, mut input: RegisterInput) -> AppResult<A
 /// Checks credentials; the same 401 whether or not the email exists.
 pub async fn login(state: &AppState, input: LoginInput) -> AppResult<AuthOutput> {
     input.validate()?;
+    if input.password.len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::field(
+            "password",
+            "Password is at most 1024 characters",
+        ));
+    }
     let email = normalize_email(&input.email);
     let user = repo::users::find_by_email(&state.db, &email).await?;
     let ok = password::verify(
@@ -295,6 +303,9 @@ pub async fn refresh(state: &AppState, input: RefreshInput) -> AppResult<AuthOut
         return Err(bad_refresh_token());
     }
     if !repo::refresh_tokens::revoke(&txn, tenant_id, row.id, now).await? {
+        // Another request used this token at the same moment: treat it as reuse.
+        repo::refresh_tokens::revoke_family(&txn, tenant_id, row.family_id, now).await?;
+        txn.commit().await?;
         return Err(bad_refresh_token());
     }
     let user = repo::users::get(&txn, tenant_id, UserId(row.user_id))
@@ -360,8 +371,9 @@ pub async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Prin
     let stale = row
         .last_used_at
         .is_none_or(|t| (now - t).num_seconds() >= LAST_USED_GRANULARITY_SECS);
-    if stale {
-        repo::api_keys::touch_last_used(&state.db, tenant, id, now).await?;
+    if stale && let Err(e) = repo::api_keys::touch_last_used(&state.db, tenant, id, now).await {
+        // Bookkeeping only: the key is valid, so the request goes on.
+        tracing::warn!(api_key = %id, error = %e, "could not record API key use");
     }
     Ok(Principal {
         tenant_id: tenant,
