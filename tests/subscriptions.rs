@@ -403,3 +403,68 @@ async fn an_api_key_can_watch_its_tenants_sessions() {
     let s = next_for(&mut ws, "st").await;
     assert_eq!(s["data"]["sessionStatus"]["status"], "CONNECTING");
 }
+
+/// Reads until the server closes the socket (panics after 10 s without a close).
+async fn closed(ws: &mut GqlWs) {
+    loop {
+        match ws.next_raw().await {
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sockets_close_when_the_access_token_expires() {
+    let app = TestApp::spawn_with(|c| c.access_token_ttl = std::time::Duration::from_secs(1)).await;
+    let reg = app.register("short-token@example.com").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let mut ws = ws_for(&app, &token).await;
+    ws.subscribe("st", STATUS_SUB, json!({})).await;
+    app.wait_subscribers(reg["tenant"]["id"].as_str().unwrap(), 1)
+        .await;
+    // Application time passes beyond the token's lifetime; the socket closes at its expiry.
+    app.clock.advance(chrono::Duration::seconds(2));
+    closed(&mut ws).await;
+}
+
+#[tokio::test]
+async fn sockets_close_when_their_api_key_is_revoked() {
+    let app =
+        TestApp::spawn_with(|c| c.ws_reauth_interval = std::time::Duration::from_millis(100)).await;
+    let reg = app.register("revoked-key@example.com").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let created = app
+        .post(
+            "/api/external/api-keys",
+            Auth::Bearer(&token),
+            json!({"name": "ws"}),
+        )
+        .await;
+    let key = created.body["data"]["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["data"]["id"].as_str().unwrap().to_owned();
+    let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({"X-API-Key": key}))
+        .await
+        .expect("ack");
+    ws.subscribe("st", STATUS_SUB, json!({})).await;
+    // Still open after several re-checks while the key is live.
+    app.wait_subscribers(reg["tenant"]["id"].as_str().unwrap(), 1)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let id = app.create_session(&token, "still-open").await;
+    app.post_empty(
+        &format!("/api/v1/whatsapp/{id}/connect"),
+        Auth::Bearer(&token),
+    )
+    .await;
+    assert_eq!(
+        next_for(&mut ws, "st").await["data"]["sessionStatus"]["status"],
+        "CONNECTING"
+    );
+    app.delete(
+        &format!("/api/external/api-keys/{key_id}"),
+        Auth::Bearer(&token),
+    )
+    .await;
+    closed(&mut ws).await;
+}

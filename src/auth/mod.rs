@@ -13,6 +13,8 @@ pub struct Principal {
     pub tenant_id: TenantId,
     /// The user or API key behind the request.
     pub actor: Actor,
+    /// When the credential stops being valid (access tokens; API keys last until revoked).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The authenticated party.

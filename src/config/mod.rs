@@ -82,6 +82,9 @@ pub struct ConfigArgs {
     /// Live events buffered per tenant before slow subscribers lose the oldest.
     #[arg(long, global = true, env = "WAGATE_EVENT_BUFFER")]
     pub event_buffer: Option<String>,
+    /// How often open WebSocket connections re-check their API key.
+    #[arg(long, global = true, env = "WAGATE_WS_REAUTH_INTERVAL")]
+    pub ws_reauth_interval: Option<String>,
 }
 
 /// Log output format.
@@ -124,6 +127,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Live events buffered per tenant.
     pub event_buffer: usize,
+    /// How often open WebSocket connections re-check their credentials.
+    pub ws_reauth_interval: Duration,
 }
 
 /// A configuration value that failed validation.
@@ -352,6 +357,13 @@ impl Config {
             return Err(err("WAGATE_EVENT_BUFFER", "must be at least 1"));
         }
 
+        let ws_reauth_interval = parse_duration(
+            "WAGATE_WS_REAUTH_INTERVAL",
+            a.ws_reauth_interval,
+            "60s",
+            Duration::from_millis(10),
+        )?;
+
         Ok(Config {
             addr,
             data_dir,
@@ -367,6 +379,7 @@ impl Config {
             provider,
             sandbox,
             event_buffer,
+            ws_reauth_interval,
         })
     }
 
@@ -412,6 +425,7 @@ impl std::fmt::Debug for Config {
             .field("provider", &self.provider)
             .field("sandbox", &self.sandbox)
             .field("event_buffer", &self.event_buffer)
+            .field("ws_reauth_interval", &self.ws_reauth_interval)
             .finish()
     }
 }

@@ -34,6 +34,7 @@ pub struct QueryRoot(query::AuthQuery, sessions::SessionQuery);
 pub struct MutationRoot(mutation::AuthMutation, sessions::SessionMutation);
 
 use crate::{
+    auth::Principal,
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -128,28 +129,68 @@ async fn websocket(
         .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_MAX_MESSAGE)
         .max_frame_size(WS_MAX_MESSAGE)
-        .on_upgrade(move |stream| {
+        .on_upgrade(move |stream| async move {
             let app = g.app.clone();
-            GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
+            let (principal_tx, principal_rx) = tokio::sync::watch::channel(None::<Principal>);
+            let init_app = app.clone();
+            let serve = GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
-                    let auth = auth::from_init_payload(&app, &payload, header_auth).await;
+                    let auth = auth::from_init_payload(&init_app, &payload, header_auth).await;
                     match &auth {
-                        GqlAuth::Invalid(msg) => {
-                            return Err(async_graphql::Error::new(msg.clone()));
+                        GqlAuth::Invalid(msg) => return Err(async_graphql::Error::new(msg.clone())),
+                        GqlAuth::Unavailable => return Err(async_graphql::Error::new("Internal server error")),
+                        GqlAuth::Authenticated(p) => {
+                            principal_tx.send_replace(Some(*p));
                         }
-                        GqlAuth::Unavailable => {
-                            return Err(async_graphql::Error::new("Internal server error"));
-                        }
-                        _ => {}
+                        GqlAuth::Anonymous => {}
                     }
                     let mut data = async_graphql::Data::default();
                     data.insert(auth);
                     data.insert(ClientAddr(addr));
                     Ok(data)
                 })
-                .serve()
+                .serve();
+            tokio::select! {
+                () = serve => {}
+                () = credentials_lapse(app, principal_rx) => {
+                    tracing::info!(client = %addr, "closing a GraphQL socket: its credentials expired or were revoked");
+                }
+            }
         })
         .into_response()
+}
+
+/// Resolves once the socket's credentials stop being valid: at the access token's expiry, or
+/// when a periodic re-check finds the API key revoked. Never resolves for anonymous sockets.
+async fn credentials_lapse(
+    app: AppState,
+    mut principal: tokio::sync::watch::Receiver<Option<Principal>>,
+) {
+    let p = loop {
+        if let Some(p) = *principal.borrow_and_update() {
+            break p;
+        }
+        if principal.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    };
+    loop {
+        let mut wait = app.cfg.ws_reauth_interval;
+        if let Some(left) = p
+            .expires_at
+            .map(|exp| (exp - app.clock.now()).to_std().unwrap_or_default())
+        {
+            wait = wait.min(left);
+        }
+        tokio::time::sleep(wait).await;
+        match crate::service::auth::still_valid(&app, &p).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking socket credentials failed; keeping it open")
+            }
+        }
+    }
 }
 
 /// Converts a service error into a GraphQL error with `extensions.code` (and `errors`).

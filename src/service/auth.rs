@@ -353,6 +353,7 @@ pub fn authenticate_bearer(state: &AppState, token: &str) -> AppResult<Principal
     Ok(Principal {
         tenant_id: TenantId(claims.tid),
         actor: Actor::User(UserId(claims.sub)),
+        expires_at: chrono::DateTime::from_timestamp(claims.exp, 0),
     })
 }
 
@@ -378,6 +379,7 @@ pub async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Prin
     Ok(Principal {
         tenant_id: tenant,
         actor: Actor::ApiKey(id),
+        expires_at: None,
     })
 }
 
@@ -396,4 +398,21 @@ pub async fn authenticate(
         return authenticate_api_key(state, key.trim()).await.map(Some);
     }
     Ok(None)
+}
+
+/// Whether a principal authenticated earlier may still act (long-lived connections check this):
+/// its access token has not expired and its API key has not been revoked.
+pub async fn still_valid(state: &AppState, principal: &Principal) -> AppResult<bool> {
+    if principal
+        .expires_at
+        .is_some_and(|exp| exp <= state.clock.now())
+    {
+        return Ok(false);
+    }
+    match principal.actor {
+        Actor::ApiKey(id) => Ok(repo::api_keys::get(&state.db, principal.tenant_id, id)
+            .await?
+            .is_some_and(|k| k.revoked_at.is_none())),
+        Actor::User(_) => Ok(true),
+    }
 }
