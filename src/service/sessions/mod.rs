@@ -363,16 +363,14 @@ pub async fn qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<QrOutput
     })
 }
 
-fn random_test_number() -> PhoneNumber {
+fn random_test_number() -> AppResult<PhoneNumber> {
     // Indian mobile numbers: +91 followed by ten digits starting 9.
     let mut rng = rand::rng();
     let rest: String = (0..9)
         .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
         .collect();
-    PhoneNumber::parse(&format!("+919{rest}")).unwrap_or_else(|_| {
-        PhoneNumber::parse("+919876543210")
-            .unwrap_or_else(|_| unreachable!("a valid constant number"))
-    })
+    PhoneNumber::parse(&format!("+919{rest}"))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("generated test number rejected: {e}")))
 }
 
 /// Sandbox only: simulates a phone scanning the pending QR code.
@@ -395,7 +393,7 @@ pub async fn sandbox_scan(
         .filter(|s| !s.is_empty())
     {
         Some(raw) => PhoneNumber::parse(raw).map_err(|m| AppError::field("phoneNumber", m))?,
-        None => random_test_number(),
+        None => random_test_number()?,
     };
     let pending = s.status == SessionStatus::QrPending.as_str()
         && s.qr_expires_at.is_some_and(|e| e > state.clock.now());
