@@ -46,6 +46,11 @@ impl PhoneNumber {
         self.e164.trim_start_matches('+')
     }
 
+    /// The WhatsApp JID of the number: `919876543210@s.whatsapp.net`.
+    pub fn jid(&self) -> String {
+        format!("{}@s.whatsapp.net", self.digits())
+    }
+
     /// ISO 3166 country of the number (`IN`), when the metadata names one.
     pub fn country(&self) -> Option<&str> {
         self.country.as_deref()

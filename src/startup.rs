@@ -14,7 +14,8 @@ use crate::{
     db,
     events::EventBus,
     http,
-    service::sessions,
+    provider::UpdateSink,
+    service::{messages, sessions},
     state::{AppState, Overrides},
 };
 
@@ -45,6 +46,7 @@ pub async fn build_state(
         None => EventBus::in_process(cfg.event_buffer),
     };
     let _ = warm.await;
+    let (updates, updates_rx) = UpdateSink::channel(4096);
     let state = AppState::new(
         conn,
         Arc::new(cfg),
@@ -52,8 +54,22 @@ pub async fn build_state(
         redis,
         bus,
         overrides,
+        updates,
     );
+    {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = messages::run_updates(state, updates_rx) => {}
+            }
+        });
+    }
     sessions::runtime::resume(&state).await?;
+    if state.cfg.messaging.dispatch.enabled {
+        messages::dispatch::spawn(state.clone(), shutdown);
+    }
     Ok(state)
 }
 

@@ -1,6 +1,6 @@
 //! Shared application state: the database, keys, clock and limiters, held by every adapter.
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{net::IpAddr, num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 use sea_orm::DatabaseConnection;
@@ -11,8 +11,11 @@ use crate::{
     config::Config,
     error::{AppError, AppResult},
     events::EventBus,
-    provider::{Providers, sandbox::SandboxProvider},
-    service::sessions::SessionRuntime,
+    provider::{Providers, UpdateSink, sandbox::SandboxProvider},
+    service::{
+        messages::media::{FsMediaStore, MediaStore},
+        sessions::SessionRuntime,
+    },
 };
 
 /// Everything a request handler or resolver may need. Cheap to clone.
@@ -34,6 +37,14 @@ pub struct AppState {
     pub providers: Providers,
     /// Provider tasks running in this process.
     pub runtime: SessionRuntime,
+    /// Message media.
+    pub media: Arc<dyn MediaStore>,
+    /// Where uploads are staged while they arrive.
+    pub media_staging: PathBuf,
+    /// Wakes this instance's dispatcher when a message is queued.
+    pub outbox: Arc<tokio::sync::Notify>,
+    /// Where providers report receipts and inbound messages.
+    pub updates: UpdateSink,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -44,10 +55,12 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     /// Providers to use instead of the built-in ones (tests inject failing or scripted ones).
     pub providers: Option<Providers>,
+    /// Media store to use instead of the data directory.
+    pub media: Option<Arc<dyn MediaStore>>,
 }
 
 impl AppState {
-    /// Assembles the state from its parts.
+    /// Assembles the state from its parts; providers report message updates on `updates`.
     pub fn new(
         db: DatabaseConnection,
         cfg: Arc<Config>,
@@ -55,6 +68,7 @@ impl AppState {
         redis: Option<redis::Client>,
         bus: EventBus,
         overrides: Overrides,
+        updates: UpdateSink,
     ) -> Self {
         let per_minute = NonZeroU32::new(cfg.auth_rate_limit).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
@@ -65,6 +79,9 @@ impl AppState {
                 clock.clone(),
             )))
         });
+        let fs_media = FsMediaStore::new(cfg.data_dir.join("media"));
+        let media_staging = fs_media.staging_dir();
+        let media: Arc<dyn MediaStore> = overrides.media.unwrap_or_else(|| Arc::new(fs_media));
         Self {
             db,
             cfg,
@@ -74,6 +91,10 @@ impl AppState {
             bus,
             providers,
             runtime: SessionRuntime::default(),
+            media,
+            media_staging,
+            outbox: Arc::new(tokio::sync::Notify::new()),
+            updates,
             auth_limiter: limiter,
         }
     }

@@ -9,6 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{ProviderKind, sandbox::SandboxConfig};
 
+mod messaging;
+
+pub use messaging::{DispatchConfig, MediaLimits, MessagingConfig};
+
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default data directory (SQLite file, generated JWT secret, later media).
@@ -85,6 +89,60 @@ pub struct ConfigArgs {
     /// How often open WebSocket connections re-check their API key.
     #[arg(long, global = true, env = "WAGATE_WS_REAUTH_INTERVAL")]
     pub ws_reauth_interval: Option<String>,
+    /// Largest image to send, in bytes.
+    #[arg(long, global = true, env = "WAGATE_MEDIA_MAX_IMAGE")]
+    pub media_max_image: Option<String>,
+    /// Largest audio file to send, in bytes.
+    #[arg(long, global = true, env = "WAGATE_MEDIA_MAX_AUDIO")]
+    pub media_max_audio: Option<String>,
+    /// Largest video to send, in bytes.
+    #[arg(long, global = true, env = "WAGATE_MEDIA_MAX_VIDEO")]
+    pub media_max_video: Option<String>,
+    /// Largest document to send, in bytes.
+    #[arg(long, global = true, env = "WAGATE_MEDIA_MAX_DOCUMENT")]
+    pub media_max_document: Option<String>,
+    /// Whether this instance dispatches queued messages.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_ENABLED")]
+    pub dispatch_enabled: Option<String>,
+    /// Messages handed to providers at once.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_CONCURRENCY")]
+    pub dispatch_concurrency: Option<String>,
+    /// Messages claimed per database round trip.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_BATCH")]
+    pub dispatch_batch: Option<String>,
+    /// How often the dispatcher looks for due messages.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_POLL_INTERVAL")]
+    pub dispatch_poll_interval: Option<String>,
+    /// How long a claimed message is held before another dispatcher may retry it.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_LEASE")]
+    pub dispatch_lease: Option<String>,
+    /// Longest a provider send may take.
+    #[arg(long, global = true, env = "WAGATE_SEND_TIMEOUT")]
+    pub send_timeout: Option<String>,
+    /// Attempts before a message is failed.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_MAX_ATTEMPTS")]
+    pub dispatch_max_attempts: Option<String>,
+    /// First retry delay (doubled per attempt).
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_BACKOFF_BASE")]
+    pub dispatch_backoff_base: Option<String>,
+    /// Longest retry delay.
+    #[arg(long, global = true, env = "WAGATE_DISPATCH_BACKOFF_MAX")]
+    pub dispatch_backoff_max: Option<String>,
+    /// How long an Idempotency-Key is remembered.
+    #[arg(long, global = true, env = "WAGATE_IDEMPOTENCY_TTL")]
+    pub idempotency_ttl: Option<String>,
+    /// Sandbox: whether sent messages get delivered/read receipts.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_RECEIPTS")]
+    pub sandbox_receipts: Option<String>,
+    /// Sandbox: delay before the delivered receipt.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_DELIVERED_AFTER")]
+    pub sandbox_delivered_after: Option<String>,
+    /// Sandbox: delay from delivered to read (and read to played).
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_READ_AFTER")]
+    pub sandbox_read_after: Option<String>,
+    /// Sandbox: comma-separated numbers that are not on WhatsApp.
+    #[arg(long, global = true, env = "WAGATE_SANDBOX_NOT_ON_WHATSAPP")]
+    pub sandbox_not_on_whatsapp: Option<String>,
 }
 
 /// Log output format.
@@ -129,6 +187,8 @@ pub struct Config {
     pub event_buffer: usize,
     /// How often open WebSocket connections re-check their credentials.
     pub ws_reauth_interval: Duration,
+    /// Messages: media limits, dispatcher, idempotency.
+    pub messaging: MessagingConfig,
 }
 
 /// A configuration value that failed validation.
@@ -210,6 +270,9 @@ impl Config {
 
     /// Validates raw arguments into a configuration.
     pub fn from_args(a: ConfigArgs) -> Result<Self, ConfigError> {
+        let messaging = messaging::parse(&a)?;
+        let mut sandbox_messages = SandboxConfig::default();
+        messaging::parse_sandbox(&a, &mut sandbox_messages)?;
         let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr: SocketAddr = addr_raw.parse().map_err(|_| {
             err(
@@ -344,6 +407,7 @@ impl Config {
                 "200ms",
                 Duration::ZERO,
             )?,
+            ..sandbox_messages
         };
         if sandbox.qr_rotations == 0 {
             return Err(err("WAGATE_SANDBOX_QR_ROTATIONS", "must be at least 1"));
@@ -380,6 +444,7 @@ impl Config {
             sandbox,
             event_buffer,
             ws_reauth_interval,
+            messaging,
         })
     }
 
@@ -426,6 +491,7 @@ impl std::fmt::Debug for Config {
             .field("sandbox", &self.sandbox)
             .field("event_buffer", &self.event_buffer)
             .field("ws_reauth_interval", &self.ws_reauth_interval)
+            .field("messaging", &self.messaging)
             .finish()
     }
 }

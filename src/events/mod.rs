@@ -1,4 +1,4 @@
-//! The event bus: typed live events (QR codes, session status, later message events).
+//! The event bus: typed live events (QR codes, session status, message status, inbound).
 //!
 //! Delivery is per tenant: each tenant has its own bounded broadcast channel, so a subscriber
 //! can only ever receive its own tenant's events, and a slow subscriber loses its oldest events
@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::{ids::TenantId, service::messages::MessageOutput};
 
 pub use redis_backend::RedisStatus;
 
@@ -54,6 +54,24 @@ pub enum EventPayload {
     /// A session changed status.
     #[serde(rename = "session.status")]
     SessionStatus(StatusPayload),
+    /// An outbound message changed status (`sent`, `delivered`, `read`, `played`, `failed`).
+    #[serde(rename = "message.status")]
+    MessageStatus(Box<MessageOutput>),
+    /// An inbound message arrived.
+    #[serde(rename = "message.received")]
+    MessageReceived(Box<MessageOutput>),
+}
+
+impl EventPayload {
+    /// The wire name of the event type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventPayload::SessionQr(_) => "session.qr",
+            EventPayload::SessionStatus(_) => "session.status",
+            EventPayload::MessageStatus(_) => "message.status",
+            EventPayload::MessageReceived(_) => "message.received",
+        }
+    }
 }
 
 /// `session.qr` data.

@@ -5,6 +5,7 @@
 //! headers or, on WebSockets, from the `connection_init` payload.
 
 mod auth;
+mod messages;
 mod mutation;
 mod query;
 mod sessions;
@@ -23,15 +24,24 @@ use axum::{
 };
 
 pub use auth::GqlAuth;
+pub use messages::{MessageEvent, MessageEventType};
 pub use subscription::{QrEvent, SessionStatusEvent, SubscriptionRoot};
 
 /// All queries.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(query::AuthQuery, sessions::SessionQuery);
+pub struct QueryRoot(
+    query::AuthQuery,
+    sessions::SessionQuery,
+    messages::MessageQuery,
+);
 
 /// All mutations.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(mutation::AuthMutation, sessions::SessionMutation);
+pub struct MutationRoot(
+    mutation::AuthMutation,
+    sessions::SessionMutation,
+    messages::MessageMutation,
+);
 
 use crate::{
     auth::Principal,
@@ -83,11 +93,63 @@ struct GqlState {
 pub fn router(app: AppState) -> Router {
     let schema = build_schema(Some(app.clone()));
     // async-graphql reads request bodies itself (past axum's DefaultBodyLimit): bound them here.
-    let limit = tower_http::limit::RequestBodyLimitLayer::new(app.cfg.body_limit);
+    let limits = BodyLimits {
+        json: app.cfg.body_limit,
+        multipart: usize::try_from(largest_media(&app.cfg.messaging.media))
+            .unwrap_or(usize::MAX)
+            .saturating_add(1024 * 1024),
+    };
     Router::new()
-        .route("/graphql", get(graphiql).post(execute).layer(limit))
+        .route(
+            "/graphql",
+            get(graphiql)
+                .post(execute)
+                .layer(axum::middleware::from_fn_with_state(limits, body_limit)),
+        )
         .route("/graphql/ws", get(websocket))
         .with_state(GqlState { app, schema })
+}
+
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    json: usize,
+    multipart: usize,
+}
+
+fn largest_media(m: &crate::config::MediaLimits) -> u64 {
+    m.image.max(m.audio).max(m.video).max(m.document)
+}
+
+/// Bounds a GraphQL request body: the JSON limit, or for multipart uploads the largest media
+/// limit (each file is then checked against its own kind's limit as it is staged).
+async fn body_limit(
+    State(limits): State<BodyLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let limit = if multipart {
+        limits.multipart
+    } else {
+        limits.json
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return AppError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+            .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 async fn graphiql() -> Html<String> {

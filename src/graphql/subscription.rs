@@ -86,6 +86,15 @@ impl SubscriptionRoot {
         Ok(initial.chain(live).boxed())
     }
 
+    /// Message status changes and inbound messages of the tenant, or of one session.
+    async fn message_events(
+        &self,
+        ctx: &Context<'_>,
+        session_id: Option<ID>,
+    ) -> Result<BoxStream<'static, super::MessageEvent>> {
+        super::messages::message_events(ctx, session_id).await
+    }
+
     /// Status changes of one session, or of all the tenant's sessions when `sessionId` is omitted.
     async fn session_status(
         &self,

@@ -5,6 +5,8 @@ pub mod api_keys;
 pub mod auth;
 pub mod envelope;
 pub mod extract;
+pub mod media_form;
+pub mod messages;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -42,8 +44,33 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::qr))
         .routes(routes!(sandbox::scan))
         .routes(routes!(sessions::external_list))
+        .routes(routes!(sandbox::inbound))
+        .routes(routes!(messages::send_text))
+        .routes(routes!(messages::external_send_text))
+        .routes(routes!(messages::send_location))
+        .routes(routes!(messages::external_send_location))
+        .merge(media_routes())
+        .routes(routes!(messages::list))
+        .routes(routes!(messages::get))
+        .routes(routes!(messages::external_get))
+        .routes(routes!(messages::media))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+}
+
+/// Upload routes: no blanket body limit (the service stops each file at its kind's limit as
+/// it streams in, and form text fields are capped).
+fn media_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(messages::send_image))
+        .routes(routes!(messages::external_send_image))
+        .routes(routes!(messages::send_document))
+        .routes(routes!(messages::external_send_document))
+        .routes(routes!(messages::send_video))
+        .routes(routes!(messages::external_send_video))
+        .routes(routes!(messages::send_audio))
+        .routes(routes!(messages::external_send_audio))
+        .layer(DefaultBodyLimit::disable())
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed at `openapi/openapi.json`.

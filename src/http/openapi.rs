@@ -21,6 +21,7 @@ use crate::error::ErrorEnvelope;
         (name = "auth", description = "Sign-up, sign-in and tokens"),
         (name = "api-keys", description = "API keys for server-to-server integrations"),
         (name = "sessions", description = "WhatsApp sessions: create, connect with a QR code, status, disconnect"),
+        (name = "messages", description = "Send text, media and locations through the durable outbox; delivery status; inbound messages; media download"),
         (name = "sandbox", description = "Simulator controls for sandbox sessions"),
         (name = "operations", description = "Health and readiness"),
     )

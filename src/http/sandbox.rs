@@ -5,11 +5,14 @@ use uuid::Uuid;
 
 use super::{
     envelope::{self, Envelope},
-    extract::{OptionalJson, Path, UserAuth},
+    extract::{OptionalJson, Path, UserAuth, ValidJson},
 };
 use crate::{
     error::{AppResult, ErrorEnvelope},
-    service::sessions::{self, SandboxScanInput, SessionOutput},
+    service::{
+        messages::{self, MessageOutput, SandboxInboundInput},
+        sessions::{self, SandboxScanInput, SessionOutput},
+    },
     state::AppState,
 };
 
@@ -31,5 +34,27 @@ pub async fn scan(
 ) -> AppResult<Response> {
     Ok(envelope::ok(
         sessions::sandbox_scan(&state, &p, id, input).await?,
+    ))
+}
+
+/// Sandbox sessions only: a simulated contact sends the session a text message. It is stored
+/// as an inbound message and published as `message.received`.
+#[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/inbound", tag = "sandbox",
+    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Session UUID")),
+    request_body = SandboxInboundInput,
+    responses(
+        (status = 200, description = "Received", body = Envelope<MessageOutput>),
+        (status = 400, description = "Invalid sender or text", body = ErrorEnvelope),
+        (status = 404, description = "No such sandbox session in your tenant", body = ErrorEnvelope),
+        (status = 409, description = "Session not connected", body = ErrorEnvelope),
+    ))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    UserAuth(p): UserAuth,
+    Path(id): Path<Uuid>,
+    ValidJson(input): ValidJson<SandboxInboundInput>,
+) -> AppResult<Response> {
+    Ok(envelope::ok(
+        messages::sandbox_inbound(&state, &p, id, input).await?,
     ))
 }

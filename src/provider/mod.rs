@@ -17,7 +17,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{ids::TenantId, phone::PhoneNumber};
+use crate::{
+    ids::TenantId,
+    phone::PhoneNumber,
+    service::messages::{Location, MessageKind, MessageStatus},
+};
 
 /// Which provider drives a session.
 #[derive(
@@ -113,6 +117,121 @@ pub struct ConnectRequest {
 #[error("{0}")]
 pub struct ProviderError(pub String);
 
+/// A file attached to an outbound message, held in the media store.
+#[derive(Clone, Debug)]
+pub struct OutboundMedia {
+    /// Content address in the media store (SHA-256, hex).
+    pub key: String,
+    /// Detected MIME type.
+    pub mime: String,
+    /// Bytes.
+    pub size: i64,
+    /// File name shown to the recipient.
+    pub file_name: Option<String>,
+}
+
+/// What the dispatcher asks a provider to send.
+#[derive(Clone, Debug)]
+pub struct OutboundMessage {
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// The session to send through.
+    pub session_id: Uuid,
+    /// wagate's id of the message. A provider must treat it as an idempotency key: sending the
+    /// same id twice (a retry after a crash) must not deliver twice.
+    pub message_id: Uuid,
+    /// Pairing credentials of the session.
+    pub credentials: Option<serde_json::Value>,
+    /// Recipient.
+    pub to: PhoneNumber,
+    /// What it carries.
+    pub kind: MessageKind,
+    /// Text, or the caption of media.
+    pub body: Option<String>,
+    /// The file, for media kinds.
+    pub media: Option<OutboundMedia>,
+    /// The place, for locations.
+    pub location: Option<Location>,
+}
+
+/// A message the provider accepted.
+#[derive(Clone, Debug)]
+pub struct SentMessage {
+    /// The provider's id for it; receipts refer to it.
+    pub provider_message_id: String,
+}
+
+/// Why a send did not happen.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (connection trouble, timeouts, rate limits).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (the number is not on WhatsApp, the media was refused).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What a provider reports about messages after the fact: receipts and inbound messages.
+#[derive(Clone, Debug)]
+pub enum MessageUpdate {
+    /// A receipt: an outbound message was delivered, read or played (or failed late).
+    Status {
+        /// Owning tenant.
+        tenant_id: TenantId,
+        /// The session.
+        session_id: Uuid,
+        /// wagate's id, when the provider knows it (it was given one on send).
+        message_id: Option<Uuid>,
+        /// The provider's id of the message.
+        provider_message_id: String,
+        /// `delivered`, `read`, `played` or `failed`.
+        status: MessageStatus,
+        /// When it happened.
+        at: DateTime<Utc>,
+        /// Why, for `failed`.
+        error: Option<String>,
+    },
+    /// A contact wrote to the session.
+    Inbound(InboundMessage),
+}
+
+/// A message received from WhatsApp.
+#[derive(Clone, Debug)]
+pub struct InboundMessage {
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// The session that received it.
+    pub session_id: Uuid,
+    /// The provider's id (repeated deliveries of one id are stored once).
+    pub provider_message_id: String,
+    /// Sender.
+    pub from: PhoneNumber,
+    /// What it carries (the sandbox sends text).
+    pub kind: MessageKind,
+    /// Text or caption.
+    pub body: Option<String>,
+    /// When WhatsApp received it.
+    pub at: DateTime<Utc>,
+}
+
+/// Where providers report [`MessageUpdate`]s; the gateway applies them in the background.
+#[derive(Clone, Debug)]
+pub struct UpdateSink(mpsc::Sender<MessageUpdate>);
+
+impl UpdateSink {
+    /// A sink and the receiving end the gateway drains.
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<MessageUpdate>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Self(tx), rx)
+    }
+
+    /// Reports an update (waits while the gateway is behind); false once the gateway stopped.
+    pub async fn report(&self, update: MessageUpdate) -> bool {
+        self.0.send(update).await.is_ok()
+    }
+}
+
 /// The protocol side of sessions.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -130,6 +249,20 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Forgets a pairing (unlinks the device where the protocol supports it).
     async fn logout(&self, req: ConnectRequest) -> Result<(), ProviderError>;
+
+    /// Sends one message. Receipts (and inbound messages) are reported later on `updates`.
+    /// Must be idempotent on `msg.message_id`.
+    async fn send(
+        &self,
+        msg: OutboundMessage,
+        updates: UpdateSink,
+    ) -> Result<SentMessage, SendError> {
+        let _ = (msg, updates);
+        Err(SendError::Permanent(format!(
+            "The {} provider cannot send messages",
+            self.kind().as_str()
+        )))
+    }
 }
 
 /// The providers available in this process, by kind.

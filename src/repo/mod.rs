@@ -5,6 +5,7 @@
 //! tenant are authentication itself (by email, by token hash, by key hash).
 
 pub mod api_keys;
+pub mod messages;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenants;

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod messages;
 pub mod pagination;
 pub mod sessions;
 

@@ -68,6 +68,9 @@ pub async fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config::with_data_dir(dir);
     cfg.addr = "127.0.0.1:0".parse().unwrap();
     cfg.sandbox.connect_delay = std::time::Duration::from_millis(10);
+    cfg.sandbox.delivered_after = std::time::Duration::from_millis(30);
+    cfg.sandbox.read_after = std::time::Duration::from_millis(30);
+    cfg.messaging.dispatch.poll_interval = std::time::Duration::from_millis(50);
     if let Ok(base) = std::env::var("TEST_DATABASE_URL")
         && !base.is_empty()
     {
@@ -106,6 +109,7 @@ impl TestApp {
         let overrides = Overrides {
             clock: Some(Arc::new(clock.clone()) as Arc<dyn Clock>),
             providers,
+            ..Overrides::default()
         };
         let background = tokio_util::sync::CancellationToken::new();
         let state = wagate::build_state(cfg.clone(), overrides, background.clone())
@@ -501,3 +505,70 @@ impl TestApp {
         panic!("session {id} never became {want}");
     }
 }
+
+impl TestApp {
+    /// `POST /api/messages/send-text` with a bearer token.
+    pub async fn send_text(&self, token: &str, session: &str, to: &str, text: &str) -> Resp {
+        self.post(
+            "/api/messages/send-text",
+            Auth::Bearer(token),
+            json!({"sessionId": session, "to": to, "text": text}),
+        )
+        .await
+    }
+
+    /// Sends a text and returns the new message id (asserting the documented shape).
+    pub async fn queue_text(&self, token: &str, session: &str, to: &str, text: &str) -> String {
+        let r = self.send_text(token, session, to, text).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["data"]["status"], "queued", "{}", r.body);
+        r.body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls a message until `pred` holds on its `data` (max 10 s); returns it.
+    pub async fn wait_message(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..400 {
+            let r = self
+                .get(&format!("/api/messages/{id}"), Auth::Bearer(token))
+                .await;
+            if pred(&r.body["data"]) {
+                return r.body["data"].clone();
+            }
+            last = r.body;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("message {id} never became {what}: {last}");
+    }
+
+    /// Posts a multipart form.
+    pub async fn multipart(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: reqwest::multipart::Form,
+    ) -> Resp {
+        let mut req = self.client.post(self.url(path)).multipart(form);
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Key(k) => req.header("X-API-Key", k),
+        };
+        Resp::read(req.send().await.unwrap()).await
+    }
+}
+
+/// A tiny valid PNG (1×1, transparent).
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
+    0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
+    0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
+    0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];

@@ -1,0 +1,293 @@
+//! Messages: the outbox (outbound rows a dispatcher claims) and the inbound log.
+//!
+//! Status changes are compare-and-set on the statuses a change may come from, so receipts
+//! arriving out of order can never move a message backwards.
+
+use chrono::{DateTime, Utc};
+use entity::message::{self, Column as C};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+    sea_query::{CaseStatement, Expr, Func, SimpleExpr},
+};
+use uuid::Uuid;
+
+use crate::ids::TenantId;
+
+/// Inserts a message row built by the service.
+pub async fn insert(db: &impl ConnectionTrait, m: message::Model) -> Result<message::Model, DbErr> {
+    let am: message::ActiveModel = m.clone().into();
+    message::Entity::insert(am).exec_without_returning(db).await?;
+    Ok(m)
+}
+
+/// One message of the tenant.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(id)
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .one(db)
+        .await
+}
+
+/// The message that used an idempotency key, if any.
+pub async fn find_by_idempotency_key(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    key: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::IdempotencyKey.eq(key))
+        .one(db)
+        .await
+}
+
+/// Frees an expired idempotency key so it can name a new message.
+pub async fn release_idempotency_key(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(C::IdempotencyKey, Expr::value(None::<String>))
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Validated list filters.
+#[derive(Default)]
+pub struct ListFilter {
+    /// Only this session.
+    pub session_id: Option<Uuid>,
+    /// `outbound` or `inbound`.
+    pub direction: Option<&'static str>,
+    /// One status name.
+    pub status: Option<&'static str>,
+    /// The other party's digits.
+    pub phone: Option<String>,
+}
+
+/// A page of the tenant's messages, newest first, and the total.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    f: ListFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<message::Model>, u64), DbErr> {
+    let mut q = message::Entity::find().filter(C::TenantId.eq(tenant.uuid()));
+    if let Some(s) = f.session_id {
+        q = q.filter(C::SessionId.eq(s));
+    }
+    if let Some(d) = f.direction {
+        q = q.filter(C::Direction.eq(d));
+    }
+    if let Some(s) = f.status {
+        q = q.filter(C::Status.eq(s));
+    }
+    if let Some(p) = f.phone {
+        q = q.filter(C::Phone.eq(p));
+    }
+    let total = q.clone().count(db).await?;
+    let rows = q
+        .order_by_desc(C::CreatedAt)
+        .order_by_desc(C::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Claims up to `limit` due outbound messages for `lease_until`, across tenants (the
+/// dispatcher's job), counting an attempt on each. On PostgreSQL rows locked by another
+/// dispatcher are skipped (`FOR UPDATE SKIP LOCKED`), so concurrent dispatchers never claim
+/// the same message; a claim whose lease ran out (its dispatcher died) is claimed again.
+pub async fn claim_due(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE messages SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM messages \
+               WHERE status = 'queued' AND next_attempt_at <= $2 \
+                 AND (lease_until IS NULL OR lease_until <= $2) \
+               ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING *"
+        }
+        _ => {
+            "UPDATE messages SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM messages \
+               WHERE status = 'queued' AND next_attempt_at <= ?2 \
+                 AND (lease_until IS NULL OR lease_until <= ?2) \
+               ORDER BY next_attempt_at, id LIMIT ?3) \
+             RETURNING *"
+        }
+    };
+    let values: Vec<Value> = vec![lease_until.into(), now.into(), (limit as i64).into()];
+    let mut rows = message::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(db)
+        .await?;
+    rows.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    Ok(rows)
+}
+
+fn coalesce(col: C, at: DateTime<Utc>) -> SimpleExpr {
+    Func::coalesce([Expr::col(col).into(), Expr::value(at)]).into()
+}
+
+/// Records that the provider accepted a claimed message: `sent` (unless a receipt already
+/// moved it further), with the provider's id; the claim is released.
+pub async fn mark_sent(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    provider_message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<message::Model>, DbErr> {
+    let status: SimpleExpr = CaseStatement::new()
+        .case(C::Status.eq("queued"), Expr::value("sent"))
+        .finally(Expr::col(C::Status))
+        .into();
+    let rows = message::Entity::update_many()
+        .col_expr(C::Status, status)
+        .col_expr(C::ProviderMessageId, Expr::value(provider_message_id))
+        .col_expr(C::SentAt, coalesce(C::SentAt, now))
+        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(C::Error, Expr::value(None::<String>))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::Status.is_in(["queued", "sent", "delivered", "read", "played"]))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Puts a message claimed as attempt `attempt` back in the queue until `next_at`, noting why
+/// the attempt failed (`count: false` gives the attempt back, for sessions still
+/// reconnecting). A dispatcher whose claim was taken over (the attempt count moved on) changes
+/// nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn reschedule(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    attempt: i32,
+    count: bool,
+    error: &str,
+    next_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let attempts = if count { attempt } else { attempt - 1 };
+    message::Entity::update_many()
+        .col_expr(C::Attempts, Expr::value(attempts))
+        .col_expr(C::NextAttemptAt, Expr::value(next_at))
+        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(C::Error, Expr::value(error))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::Status.eq("queued"))
+        .filter(C::Attempts.eq(attempt))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Fails a message claimed as attempt `attempt` (unless its claim was taken over).
+pub async fn fail_claimed(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    attempt: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<message::Model>, DbErr> {
+    let rows = message::Entity::update_many()
+        .col_expr(C::Status, Expr::value("failed"))
+        .col_expr(C::Error, Expr::value(error))
+        .col_expr(C::FailedAt, Expr::value(now))
+        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::Status.eq("queued"))
+        .filter(C::Attempts.eq(attempt))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Moves a message to `status` if it may come from its current status (`from`), stamping
+/// the receipt times (a `read` also implies `delivered` and `sent`). The changed row, or
+/// `None` when the message was already further along (or is another tenant's).
+#[allow(clippy::too_many_arguments)]
+pub async fn advance(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    status: &'static str,
+    from: &[&'static str],
+    error: Option<&str>,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<message::Model>, DbErr> {
+    let mut q = message::Entity::update_many()
+        .col_expr(C::Status, Expr::value(status))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>));
+    let stamps: &[C] = match status {
+        "delivered" => &[C::SentAt, C::DeliveredAt],
+        "read" => &[C::SentAt, C::DeliveredAt, C::ReadAt],
+        "played" => &[C::SentAt, C::DeliveredAt, C::ReadAt, C::PlayedAt],
+        "failed" => &[C::FailedAt],
+        _ => &[],
+    };
+    for c in stamps {
+        q = q.col_expr(*c, coalesce(*c, at));
+    }
+    if let Some(e) = error {
+        q = q.col_expr(C::Error, Expr::value(e));
+    }
+    let rows = q
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::Direction.eq("outbound"))
+        .filter(C::Status.is_in(from.iter().copied()))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// The id of a session's message with this provider id and direction.
+pub async fn find_by_provider_id(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    session: Uuid,
+    direction: &str,
+    provider_message_id: &str,
+) -> Result<Option<Uuid>, DbErr> {
+    message::Entity::find()
+        .select_only()
+        .column(C::Id)
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::SessionId.eq(session))
+        .filter(C::Direction.eq(direction))
+        .filter(C::ProviderMessageId.eq(provider_message_id))
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await
+}

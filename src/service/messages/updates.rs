@@ -1,0 +1,184 @@
+//! Receipts and inbound messages reported by providers (and the sandbox's simulated contacts).
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{Check, Direction, MAX_TEXT, MessageKind, MessageOutput, MessageStatus, output, publish};
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    ids::TenantId,
+    provider::{InboundMessage, MessageUpdate, ProviderKind},
+    repo,
+    service::sessions::SessionStatus,
+    state::AppState,
+};
+
+/// Applies one provider report. A receipt moves the message forward only (a late `delivered`
+/// after `read` changes nothing); an inbound message is stored once per provider id.
+pub async fn apply_update(state: &AppState, update: MessageUpdate) -> AppResult<()> {
+    match update {
+        MessageUpdate::Status {
+            tenant_id,
+            session_id,
+            message_id,
+            provider_message_id,
+            status,
+            at,
+            error,
+        } => {
+            let id = match message_id {
+                Some(id) => Some(id),
+                None => {
+                    repo::messages::find_by_provider_id(
+                        &state.db,
+                        tenant_id,
+                        session_id,
+                        Direction::Outbound.as_str(),
+                        &provider_message_id,
+                    )
+                    .await?
+                }
+            };
+            let Some(id) = id else {
+                tracing::debug!(%provider_message_id, "receipt for an unknown message ignored");
+                return Ok(());
+            };
+            let from: &[&'static str] = match status {
+                // A provider may report a late failure of a message it had accepted.
+                MessageStatus::Failed => &["queued", "sent"],
+                other => other.advances_from(),
+            };
+            if from.is_empty() {
+                return Ok(());
+            }
+            let changed = repo::messages::advance(
+                &state.db,
+                tenant_id,
+                id,
+                status.as_str(),
+                from,
+                error.as_deref(),
+                at,
+                state.clock.now(),
+            )
+            .await?;
+            if let Some(m) = changed {
+                publish(state, &m, false).await;
+            }
+            Ok(())
+        }
+        MessageUpdate::Inbound(msg) => receive(state, msg).await.map(|_| ()),
+    }
+}
+
+/// Stores an inbound message and publishes `message.received`; a repeated delivery of the
+/// same provider id returns the stored message without a second event.
+pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<MessageOutput> {
+    let now = state.clock.now();
+    let row = entity::message::Model {
+        id: Uuid::now_v7(),
+        tenant_id: msg.tenant_id.uuid(),
+        session_id: msg.session_id,
+        direction: Direction::Inbound.as_str().into(),
+        kind: msg.kind.as_str().into(),
+        phone: msg.from.digits().to_owned(),
+        remote_jid: msg.from.jid(),
+        body: msg.body,
+        media_key: None,
+        media_mime: None,
+        media_size: None,
+        media_filename: None,
+        location: None,
+        status: MessageStatus::Received.as_str().into(),
+        error: None,
+        provider_message_id: Some(msg.provider_message_id.clone()),
+        attempts: 0,
+        next_attempt_at: None,
+        lease_until: None,
+        idempotency_key: None,
+        request_hash: None,
+        created_at: msg.at,
+        updated_at: now,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        played_at: None,
+        failed_at: None,
+    };
+    match repo::messages::insert(&state.db, row).await {
+        Ok(m) => {
+            publish(state, &m, true).await;
+            Ok(output(&m))
+        }
+        Err(e) if repo::is_unique_violation(&e) => {
+            let existing = repo::messages::find_by_provider_id(
+                &state.db,
+                msg.tenant_id,
+                msg.session_id,
+                Direction::Inbound.as_str(),
+                &msg.provider_message_id,
+            )
+            .await?
+            .ok_or_else(|| AppError::internal(e))?;
+            let m = repo::messages::get(&state.db, msg.tenant_id, existing)
+                .await?
+                .ok_or_else(|| AppError::NotFound("Message not found".into()))?;
+            Ok(output(&m))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sandbox only: a simulated contact writes to a connected sandbox session.
+pub async fn sandbox_inbound(
+    state: &AppState,
+    p: &Principal,
+    session_id: Uuid,
+    input: super::SandboxInboundInput,
+) -> AppResult<MessageOutput> {
+    let mut c = Check::default();
+    let from = c.phone("from", &input.from);
+    let text = c.text("text", &input.text, true, MAX_TEXT);
+    c.finish()?;
+    let (Some(from), Some(text)) = (from, text) else {
+        return Err(AppError::field("text", "Invalid message"));
+    };
+    let s = repo::sessions::get(&state.db, p.tenant_id, session_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Session not found".into()))?;
+    if s.provider != ProviderKind::Sandbox.as_str() {
+        return Err(AppError::NotFound(
+            "Sandbox controls exist only for sandbox sessions".into(),
+        ));
+    }
+    if s.status != SessionStatus::Connected.as_str() {
+        return Err(AppError::Conflict(format!(
+            "Session is not connected (status: {})",
+            s.status
+        )));
+    }
+    let provider_message_id = format!("SBX{}", Uuid::new_v4().simple()).to_uppercase();
+    receive(
+        state,
+        InboundMessage {
+            tenant_id: TenantId(s.tenant_id),
+            session_id,
+            provider_message_id,
+            from,
+            kind: MessageKind::Text,
+            body: Some(text),
+            at: state.clock.now(),
+        },
+    )
+    .await
+}
+
+/// Applies provider reports until the channel closes (the gateway stops).
+pub async fn run_updates(state: AppState, mut rx: mpsc::Receiver<MessageUpdate>) {
+    while let Some(update) = rx.recv().await {
+        if let Err(e) = apply_update(&state, update).await {
+            tracing::error!(error = %e, "applying a provider message update failed");
+        }
+    }
+}
