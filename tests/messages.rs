@@ -40,7 +40,11 @@ async fn send_text_has_the_documented_shape_and_follows_receipts_to_read() {
     assert_eq!(m["to"], TO);
     assert_eq!(m["sessionId"], session.as_str());
     assert_eq!(m["attempts"], 1);
-    assert!(m["providerMessageId"].as_str().is_some_and(|p| p.starts_with("3EB0")));
+    assert!(
+        m["providerMessageId"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("3EB0"))
+    );
     for stamp in ["createdAt", "sentAt", "deliveredAt", "readAt"] {
         assert!(m[stamp].is_string(), "{stamp} missing: {m}");
     }
@@ -55,18 +59,40 @@ async fn every_validation_failure_names_its_field() {
     let long = "x".repeat(4097);
     let cases = [
         (json!({"to": TO, "text": "hi"}), "sessionId"),
-        (json!({"sessionId": "nope", "to": TO, "text": "hi"}), "sessionId"),
-        (json!({"sessionId": session, "to": "abc", "text": "hi"}), "to"),
+        (
+            json!({"sessionId": "nope", "to": TO, "text": "hi"}),
+            "sessionId",
+        ),
+        (
+            json!({"sessionId": session, "to": "abc", "text": "hi"}),
+            "to",
+        ),
         (json!({"sessionId": session, "text": "hi"}), "to"),
-        (json!({"sessionId": session, "to": "123", "text": "hi"}), "to"),
+        (
+            json!({"sessionId": session, "to": "123", "text": "hi"}),
+            "to",
+        ),
         (json!({"sessionId": session, "to": TO}), "text"),
-        (json!({"sessionId": session, "to": TO, "text": "   "}), "text"),
-        (json!({"sessionId": session, "to": TO, "text": long}), "text"),
-        (json!({"sessionId": session, "to": 919876543210u64, "text": "hi"}), "to"),
+        (
+            json!({"sessionId": session, "to": TO, "text": "   "}),
+            "text",
+        ),
+        (
+            json!({"sessionId": session, "to": TO, "text": long}),
+            "text",
+        ),
+        (
+            json!({"sessionId": session, "to": 919876543210u64, "text": "hi"}),
+            "to",
+        ),
     ];
     for (body, field) in cases {
         let r = app
-            .post("/api/messages/send-text", Auth::Bearer(&token), body.clone())
+            .post(
+                "/api/messages/send-text",
+                Auth::Bearer(&token),
+                body.clone(),
+            )
             .await;
         r.assert_error(400, "VALIDATION_ERROR");
         assert!(
@@ -122,7 +148,12 @@ async fn sending_needs_a_connected_session_of_your_own() {
     let idle = app.create_session(&a, "Idle").await;
     let r = app.send_text(&a, &idle, TO, "hi").await;
     r.assert_error(502, "WHATSAPP_UNAVAILABLE");
-    assert!(r.body["message"].as_str().unwrap().contains("not connected"));
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not connected")
+    );
 
     let session = app.connected_session(&a, "+14155550103").await;
     let id = app.queue_text(&a, &session, TO, "for A only").await;
@@ -139,7 +170,10 @@ async fn sending_needs_a_connected_session_of_your_own() {
     let r = app.get("/api/messages", Auth::Bearer(&b)).await;
     assert_eq!(r.body["pagination"]["total"], 0, "{}", r.body);
     let r = app
-        .get(&format!("/api/messages?sessionId={session}"), Auth::Bearer(&b))
+        .get(
+            &format!("/api/messages?sessionId={session}"),
+            Auth::Bearer(&b),
+        )
         .await;
     assert_eq!(r.body["data"], json!([]));
     // Unknown ids are 404 too; malformed ids 400.
@@ -260,7 +294,10 @@ async fn listing_filters_and_pages_newest_first() {
     assert_eq!(r.body["pagination"]["total"], 1);
     assert_eq!(r.body["data"][0]["from"], TO);
     let r = app
-        .get("/api/messages?to=%2B1%20415%20555%200123", Auth::Bearer(&token))
+        .get(
+            "/api/messages?to=%2B1%20415%20555%200123",
+            Auth::Bearer(&token),
+        )
         .await;
     assert_eq!(r.body["pagination"]["total"], 1, "{}", r.body);
     for id in &ids {
@@ -268,7 +305,10 @@ async fn listing_filters_and_pages_newest_first() {
             .await;
     }
     let r = app
-        .get(&format!("/api/messages?status=sent&sessionId={s1}"), Auth::Bearer(&token))
+        .get(
+            &format!("/api/messages?status=sent&sessionId={s1}"),
+            Auth::Bearer(&token),
+        )
         .await;
     assert_eq!(r.body["pagination"]["total"], 5, "{}", r.body);
 
@@ -280,7 +320,10 @@ async fn listing_filters_and_pages_newest_first() {
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
     let r = app
-        .get("/api/messages?direction=sideways&status=lost&sessionId=x", Auth::Bearer(&token))
+        .get(
+            "/api/messages?direction=sideways&status=lost&sessionId=x",
+            Auth::Bearer(&token),
+        )
         .await;
     for f in ["direction", "status", "sessionId"] {
         assert!(r.body["errors"][f].is_string(), "{f}: {}", r.body);
@@ -308,7 +351,11 @@ async fn idempotency_key_returns_the_first_message() {
     assert_eq!(again.body["data"]["id"], first.body["data"]["id"]);
     // Concurrent duplicates also collapse into one message.
     let (x, y) = tokio::join!(send("order-43", "a"), send("order-43", "a"));
-    assert_eq!(x.body["data"]["id"], y.body["data"]["id"], "{} {}", x.body, y.body);
+    assert_eq!(
+        x.body["data"]["id"], y.body["data"]["id"],
+        "{} {}",
+        x.body, y.body
+    );
     // Same key, different request: refused.
     send("order-42", "Something else")
         .await
@@ -324,7 +371,10 @@ async fn idempotency_key_returns_the_first_message() {
             json!({"email": "i@msg.test", "password": "correct-horse-battery"}),
         )
         .await;
-    let token = login.body["data"]["accessToken"].as_str().unwrap().to_owned();
+    let token = login.body["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let send = |key: &'static str, text: &'static str| {
         let req = app
             .client
@@ -450,10 +500,25 @@ async fn bad_uploads_are_refused_by_their_content() {
             form(&session, Some((b"I am text, not a picture", "cat.png"))),
             "file",
         ),
-        ("/api/messages/send-image", form(&session, Some((b"", "empty.png"))), "file"),
+        (
+            "/api/messages/send-image",
+            form(&session, Some((b"", "empty.png"))),
+            "file",
+        ),
         ("/api/messages/send-image", form(&session, None), "file"),
-        ("/api/messages/send-video", form(&session, Some((PNG_1X1, "clip.mp4"))), "file"),
-        ("/api/messages/send-audio", form(&session, Some((b"ID3\x04\x00\x00\x00\x00\x00\x00", "a.mp3"))), "caption"),
+        (
+            "/api/messages/send-video",
+            form(&session, Some((PNG_1X1, "clip.mp4"))),
+            "file",
+        ),
+        (
+            "/api/messages/send-audio",
+            form(
+                &session,
+                Some((b"ID3\x04\x00\x00\x00\x00\x00\x00", "a.mp3")),
+            ),
+            "caption",
+        ),
         (
             "/api/messages/send-image",
             Form::new()
@@ -466,13 +531,13 @@ async fn bad_uploads_are_refused_by_their_content() {
     for (path, f, field) in cases {
         let r = app.multipart(path, Auth::Bearer(&token), f).await;
         r.assert_error(400, "VALIDATION_ERROR");
-        assert!(r.body["errors"][field].is_string(), "{path}/{field}: {}", r.body);
+        assert!(
+            r.body["errors"][field].is_string(),
+            "{path}/{field}: {}",
+            r.body
+        );
     }
-    let big: &'static [u8] = Box::leak(
-        [PNG_1X1, &vec![0u8; 2048]]
-            .concat()
-            .into_boxed_slice(),
-    );
+    let big: &'static [u8] = Box::leak([PNG_1X1, &vec![0u8; 2048]].concat().into_boxed_slice());
     let r = app
         .multipart(
             "/api/messages/send-image",
@@ -495,7 +560,9 @@ async fn bad_uploads_are_refused_by_their_content() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let id = r.body["data"]["id"].as_str().unwrap();
-    let m = app.get(&format!("/api/messages/{id}"), Auth::Bearer(&token)).await;
+    let m = app
+        .get(&format!("/api/messages/{id}"), Auth::Bearer(&token))
+        .await;
     assert_eq!(m.body["data"]["media"]["mimeType"], "text/plain");
     assert_eq!(m.body["data"]["media"]["fileName"], "report.png");
     // Nothing refused was stored; the staging area is empty again.
@@ -526,7 +593,9 @@ async fn sandbox_inbound_messages_are_stored_and_listed() {
     assert_eq!(m["remoteJid"], "919876543210@s.whatsapp.net");
     assert_eq!(m["text"], "Is my order ready?");
     let id = m["id"].as_str().unwrap();
-    let r = app.get(&format!("/api/messages/{id}"), Auth::Bearer(&token)).await;
+    let r = app
+        .get(&format!("/api/messages/{id}"), Auth::Bearer(&token))
+        .await;
     assert_eq!(r.body["data"]["direction"], "inbound");
 
     let r = app

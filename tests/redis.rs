@@ -107,6 +107,28 @@ async fn two_instances_share_live_events() {
         )
         .await;
     assert_eq!(r.body["data"]["connected"], true);
+
+    // Message events cross instances too: an inbound message and a send on B reach A.
+    ws.subscribe(
+        "msg",
+        "subscription { messageEvents { type message { id status text } } }",
+        json!({}),
+    )
+    .await;
+    a.wait_subscribers(&tenant, 3).await;
+    b.post(
+        &format!("/api/v1/whatsapp/{id}/sandbox/inbound"),
+        Auth::Bearer(&token),
+        json!({"from": "919876543210", "text": "via redis"}),
+    )
+    .await;
+    let ev = next_for(&mut ws, "msg").await["messageEvents"].clone();
+    assert_eq!(ev["type"], "RECEIVED");
+    assert_eq!(ev["message"]["text"], "via redis");
+    let sent = b.queue_text(&token, &id, "919876543210", "hello").await;
+    let ev = next_for(&mut ws, "msg").await["messageEvents"].clone();
+    assert_eq!(ev["message"]["id"], sent.as_str());
+    assert_eq!(ev["message"]["status"], "SENT");
 }
 
 /// A private Redis on a free port, so it can be killed and restarted.

@@ -79,12 +79,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(M::Status).string().not_null())
                     .col(ColumnDef::new(M::Error).text().null())
                     .col(ColumnDef::new(M::ProviderMessageId).string().null())
-                    .col(
-                        ColumnDef::new(M::Attempts)
-                            .integer()
-                            .not_null()
-                            .default(0),
-                    )
+                    .col(ColumnDef::new(M::Attempts).integer().not_null().default(0))
                     .col(ts(M::NextAttemptAt))
                     .col(ts(M::LeaseUntil))
                     .col(ColumnDef::new(M::IdempotencyKey).string().null())

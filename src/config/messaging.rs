@@ -80,11 +80,19 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<MessagingConfig, ConfigError> {
         )?,
         audio: positive(
             "WAGATE_MEDIA_MAX_AUDIO",
-            parse_number("WAGATE_MEDIA_MAX_AUDIO", a.media_max_audio.clone(), 16 * MIB)?,
+            parse_number(
+                "WAGATE_MEDIA_MAX_AUDIO",
+                a.media_max_audio.clone(),
+                16 * MIB,
+            )?,
         )?,
         video: positive(
             "WAGATE_MEDIA_MAX_VIDEO",
-            parse_number("WAGATE_MEDIA_MAX_VIDEO", a.media_max_video.clone(), 16 * MIB)?,
+            parse_number(
+                "WAGATE_MEDIA_MAX_VIDEO",
+                a.media_max_video.clone(),
+                16 * MIB,
+            )?,
         )?,
         document: positive(
             "WAGATE_MEDIA_MAX_DOCUMENT",
@@ -99,7 +107,11 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<MessagingConfig, ConfigError> {
         enabled: parse_bool("WAGATE_DISPATCH_ENABLED", a.dispatch_enabled.clone(), true)?,
         concurrency: positive(
             "WAGATE_DISPATCH_CONCURRENCY",
-            parse_number("WAGATE_DISPATCH_CONCURRENCY", a.dispatch_concurrency.clone(), 64)?,
+            parse_number(
+                "WAGATE_DISPATCH_CONCURRENCY",
+                a.dispatch_concurrency.clone(),
+                64,
+            )?,
         )?,
         batch: positive(
             "WAGATE_DISPATCH_BATCH",
@@ -115,7 +127,11 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<MessagingConfig, ConfigError> {
         send_timeout: parse_duration("WAGATE_SEND_TIMEOUT", a.send_timeout.clone(), "30s", ms)?,
         max_attempts: positive(
             "WAGATE_DISPATCH_MAX_ATTEMPTS",
-            parse_number("WAGATE_DISPATCH_MAX_ATTEMPTS", a.dispatch_max_attempts.clone(), 6)?,
+            parse_number(
+                "WAGATE_DISPATCH_MAX_ATTEMPTS",
+                a.dispatch_max_attempts.clone(),
+                6,
+            )?,
         )?,
         backoff_base: parse_duration(
             "WAGATE_DISPATCH_BACKOFF_BASE",

@@ -10,8 +10,8 @@ use crate::{
     events::EventPayload,
     service::{
         messages::{
-            self, Direction, MessageFilter, MessageKind, MessageOutput, MessagePage,
-            MessageStatus, SendLocationInput, SendMediaInput, SendOutput, SendTextInput,
+            self, Direction, MessageFilter, MessageKind, MessageOutput, MessagePage, MessageStatus,
+            SendLocationInput, SendMediaInput, SendOutput, SendTextInput,
         },
         pagination::PageRequest,
     },

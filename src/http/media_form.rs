@@ -109,7 +109,12 @@ async fn read_json(state: &AppState, kind: MessageKind, req: Request) -> AppResu
         caption: body.caption,
         file_name: body.file_name.clone(),
     };
-    let file = match body.file.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let file = match body
+        .file
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(encoded) => {
             // Accept a bare base64 string or a `data:<mime>;base64,` URL.

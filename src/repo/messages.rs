@@ -17,7 +17,9 @@ use crate::ids::TenantId;
 /// Inserts a message row built by the service.
 pub async fn insert(db: &impl ConnectionTrait, m: message::Model) -> Result<message::Model, DbErr> {
     let am: message::ActiveModel = m.clone().into();
-    message::Entity::insert(am).exec_without_returning(db).await?;
+    message::Entity::insert(am)
+        .exec_without_returning(db)
+        .await?;
     Ok(m)
 }
 
@@ -140,12 +142,12 @@ pub async fn claim_due(
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await?;
-    rows.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    rows.sort_by_key(|m| (m.created_at, m.id));
     Ok(rows)
 }
 
 fn coalesce(col: C, at: DateTime<Utc>) -> SimpleExpr {
-    Func::coalesce([Expr::col(col).into(), Expr::value(at)]).into()
+    Func::coalesce([Expr::col(col), Expr::value(at)]).into()
 }
 
 /// Records that the provider accepted a claimed message: `sent` (unless a receipt already

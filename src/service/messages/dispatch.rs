@@ -45,28 +45,23 @@ async fn run(state: AppState, shutdown: CancellationToken) {
         }
         let now = state.clock.now();
         let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::MAX);
-        let claimed = match repo::messages::claim_due(
-            &state.db,
-            now,
-            now + lease,
-            free.min(cfg.batch),
-        )
-        .await
-        {
-            Ok(rows) => {
-                backoff = cfg.poll_interval;
-                rows
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "claiming queued messages failed");
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+        let claimed =
+            match repo::messages::claim_due(&state.db, now, now + lease, free.min(cfg.batch)).await
+            {
+                Ok(rows) => {
+                    backoff = cfg.poll_interval;
+                    rows
                 }
-                continue;
-            }
-        };
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming queued messages failed");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    continue;
+                }
+            };
         if claimed.is_empty() {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -143,9 +138,18 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
         Outcome::Refused(SendError::Transient(reason)) if m.attempts < cfg.max_attempts => {
             let delay = backoff_delay(m.attempts, cfg.backoff_base, cfg.backoff_max);
             tracing::info!(message = %id, attempts = m.attempts, %reason, retry_in = ?delay, "send failed; will retry");
-            repo::messages::reschedule(&state.db, tenant, id, m.attempts, true, &reason, at(delay), now)
-                .await
-                .map(|()| None)
+            repo::messages::reschedule(
+                &state.db,
+                tenant,
+                id,
+                m.attempts,
+                true,
+                &reason,
+                at(delay),
+                now,
+            )
+            .await
+            .map(|()| None)
         }
         Outcome::Refused(e) => {
             let reason = match e {
@@ -199,8 +203,12 @@ async fn try_send(state: &AppState, m: &entity::message::Model) -> Result<String
             kind.as_str()
         )))
     })?;
-    let to = PhoneNumber::parse(&m.phone)
-        .map_err(|_| refused(SendError::Permanent(format!("Invalid recipient {}", m.phone))))?;
+    let to = PhoneNumber::parse(&m.phone).map_err(|_| {
+        refused(SendError::Permanent(format!(
+            "Invalid recipient {}",
+            m.phone
+        )))
+    })?;
     let media = match (&m.media_key, &m.media_mime) {
         (Some(key), Some(mime)) => Some(OutboundMedia {
             key: key.clone(),

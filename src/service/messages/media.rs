@@ -132,9 +132,13 @@ pub async fn stage(
     mut src: impl AsyncRead + Unpin,
     limit: u64,
 ) -> Result<Staged, StageError> {
-    tokio::fs::create_dir_all(dir).await.map_err(StageError::Io)?;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(StageError::Io)?;
     let path = dir.join(uuid::Uuid::new_v4().simple().to_string());
-    let mut file = tokio::fs::File::create(&path).await.map_err(StageError::Io)?;
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(StageError::Io)?;
     let mut staged = Staged {
         path,
         sha256: String::new(),
@@ -251,8 +255,15 @@ mod tests {
     fn sniffing_uses_bytes_not_names() {
         assert_eq!(sniff(MessageKind::Image, PNG).unwrap(), "image/png");
         assert!(sniff(MessageKind::Image, b"just some text").is_err());
-        assert!(sniff(MessageKind::Video, PNG).unwrap_err().contains("image/png"));
-        assert_eq!(sniff(MessageKind::Document, b"hello").unwrap(), "text/plain");
+        assert!(
+            sniff(MessageKind::Video, PNG)
+                .unwrap_err()
+                .contains("image/png")
+        );
+        assert_eq!(
+            sniff(MessageKind::Document, b"hello").unwrap(),
+            "text/plain"
+        );
         assert_eq!(sniff(MessageKind::Document, PNG).unwrap(), "image/png");
         assert_eq!(
             sniff(MessageKind::Document, &[0xff, 0x00, 0xfe, 0x01]).unwrap(),

@@ -86,7 +86,10 @@ impl Check {
         let chars = raw.chars().count();
         if raw.trim().is_empty() {
             if required {
-                self.add(field, format!("{field} is required (1 to {max} characters)"));
+                self.add(
+                    field,
+                    format!("{field} is required (1 to {max} characters)"),
+                );
             }
             None
         } else if chars > max {
@@ -314,7 +317,12 @@ pub async fn send_location(
         }
     };
     let name = c.text("name", input.name.as_deref().unwrap_or(""), false, 256);
-    let address = c.text("address", input.address.as_deref().unwrap_or(""), false, 1024);
+    let address = c.text(
+        "address",
+        input.address.as_deref().unwrap_or(""),
+        false,
+        1024,
+    );
     c.finish()?;
     let (Some(session_id), Some(to), Some(latitude), Some(longitude)) = (session_id, to, lat, lng)
     else {
@@ -413,11 +421,21 @@ pub async fn send_media(
     let session_id = c.session(&input.session_id);
     let to = c.phone("to", &input.to);
     let caption = match kind {
-        MessageKind::Audio if input.caption.as_deref().is_some_and(|s| !s.trim().is_empty()) => {
+        MessageKind::Audio
+            if input
+                .caption
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty()) =>
+        {
             c.add("caption", "Audio messages cannot have a caption");
             None
         }
-        _ => c.text("caption", input.caption.as_deref().unwrap_or(""), false, MAX_CAPTION),
+        _ => c.text(
+            "caption",
+            input.caption.as_deref().unwrap_or(""),
+            false,
+            MAX_CAPTION,
+        ),
     };
     let file_name = input
         .file_name
@@ -486,7 +504,10 @@ pub async fn list(
         Some(s) => match MessageStatus::parse(&s) {
             Some(s) => Some(s.as_str()),
             None => {
-                c.add("status", format!("status must be one of {}", MessageStatus::NAMES));
+                c.add(
+                    "status",
+                    format!("status must be one of {}", MessageStatus::NAMES),
+                );
                 None
             }
         },

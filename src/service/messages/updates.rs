@@ -3,7 +3,9 @@
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Check, Direction, MAX_TEXT, MessageKind, MessageOutput, MessageStatus, output, publish};
+use super::{
+    Check, Direction, MAX_TEXT, MessageKind, MessageOutput, MessageStatus, output, publish,
+};
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},

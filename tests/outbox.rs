@@ -1,0 +1,316 @@
+//! The durable outbox: restart survival, crash recovery, retries with backoff, and
+//! concurrent dispatchers.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{Auth, TestApp};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wagate::{
+    clock::{Clock, ManualClock},
+    provider::{
+        ConnectRequest, OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind,
+        Providers, SendError, SentMessage, UpdateSink, sandbox::SandboxProvider,
+    },
+};
+
+const TO: &str = "919876543210";
+
+/// What the scripted provider does with each send.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Delegate to the sandbox.
+    Deliver,
+    /// Never answer (a gateway crash mid-send).
+    Hang,
+    /// Fail transiently this many times per message, then deliver.
+    FlakyTimes(u32),
+    /// Always fail transiently.
+    AlwaysDown,
+}
+
+/// The sandbox, counting every send attempt per message id.
+struct Scripted {
+    inner: SandboxProvider,
+    script: Script,
+    calls: Arc<Mutex<HashMap<Uuid, u32>>>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Scripted {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sandbox
+    }
+    async fn connect(
+        &self,
+        req: ConnectRequest,
+        events: tokio::sync::mpsc::Sender<ProviderEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ProviderError> {
+        self.inner.connect(req, events, cancel).await
+    }
+    async fn logout(&self, req: ConnectRequest) -> Result<(), ProviderError> {
+        self.inner.logout(req).await
+    }
+    async fn send(
+        &self,
+        msg: OutboundMessage,
+        updates: UpdateSink,
+    ) -> Result<SentMessage, SendError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(msg.message_id).or_default();
+            *n += 1;
+            *n
+        };
+        match self.script {
+            Script::Deliver => self.inner.send(msg, updates).await,
+            Script::Hang => std::future::pending().await,
+            Script::FlakyTimes(k) if n <= k => Err(SendError::Transient("socket closed".into())),
+            Script::FlakyTimes(_) => self.inner.send(msg, updates).await,
+            Script::AlwaysDown => Err(SendError::Transient("socket closed".into())),
+        }
+    }
+}
+
+fn scripted(
+    app_cfg: &wagate::config::Config,
+    clock: &ManualClock,
+    script: Script,
+    calls: &Arc<Mutex<HashMap<Uuid, u32>>>,
+) -> Providers {
+    let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    Providers::default().with(Arc::new(Scripted {
+        inner: SandboxProvider::new(app_cfg.sandbox.clone(), clock),
+        script,
+        calls: calls.clone(),
+    }))
+}
+
+async fn message(app: &TestApp, token: &str, id: &str) -> Value {
+    app.get(&format!("/api/messages/{id}"), Auth::Bearer(token))
+        .await
+        .body["data"]
+        .clone()
+}
+
+#[tokio::test]
+async fn queued_messages_survive_a_restart_and_are_sent_exactly_once() {
+    // First run: the API accepts messages, but this instance has no dispatcher.
+    let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
+    let token = app.token("restart@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550201").await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(app.queue_text(&token, &session, TO, &format!("#{i}")).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in &ids {
+        assert_eq!(message(&app, &token, id).await["status"], "queued");
+    }
+    let (mut cfg, dir, clock) = app.stop().await;
+
+    // Second run on the same data, with a dispatcher and a provider that counts sends.
+    cfg.messaging.dispatch.enabled = true;
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let providers = scripted(&cfg, &clock, Script::Deliver, &calls);
+    let app = TestApp::start_with(cfg, dir, clock.clone(), Some(providers)).await;
+    // Messages wait (uncounted) while the session reconnects, then go out.
+    app.wait_status(&token, &session, "connected").await;
+    clock.advance(chrono::Duration::seconds(1));
+    for id in &ids {
+        let m = app
+            .wait_message(&token, id, "sent", |d| d["sentAt"].is_string())
+            .await;
+        assert_eq!(m["attempts"], 1, "{m}");
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), ids.len(), "every message was sent");
+    for id in &ids {
+        assert_eq!(calls[&Uuid::parse_str(id).unwrap()], 1, "sent exactly once");
+    }
+}
+
+#[tokio::test]
+async fn a_claim_abandoned_by_a_crash_is_taken_over_after_its_lease() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let cfg = common::test_config(dir.path()).await;
+    let clock = ManualClock::default();
+    let hang = scripted(&cfg, &clock, Script::Hang, &calls);
+    let app = TestApp::start_with(cfg, dir, clock, Some(hang)).await;
+    let token = app.token("crash@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550202").await;
+    let id = app.queue_text(&token, &session, TO, "in flight").await;
+    // Wait until the first instance has claimed it and is stuck inside the provider.
+    for _ in 0..200 {
+        if !calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        1,
+        "claimed and handed to the provider"
+    );
+    let m = message(&app, &token, &id).await;
+    assert_eq!(m["status"], "queued");
+    assert_eq!(m["attempts"], 1);
+    let (cfg, dir, clock) = app.stop().await; // the "crash": its claim is never released
+
+    let delivered = Arc::new(Mutex::new(HashMap::new()));
+    let providers = scripted(&cfg, &clock, Script::Deliver, &delivered);
+    let app = TestApp::start_with(cfg.clone(), dir, clock.clone(), Some(providers)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        delivered.lock().unwrap().is_empty(),
+        "the lease still holds: nobody else may send it yet"
+    );
+    clock.advance(chrono::Duration::from_std(cfg.messaging.dispatch.lease).unwrap());
+    let m = app
+        .wait_message(&token, &id, "sent", |d| d["sentAt"].is_string())
+        .await;
+    assert_eq!(m["attempts"], 2, "{m}");
+    assert_eq!(delivered.lock().unwrap()[&Uuid::parse_str(&id).unwrap()], 1);
+}
+
+#[tokio::test]
+async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut cfg = common::test_config(dir.path()).await;
+    cfg.messaging.dispatch.backoff_base = Duration::from_secs(10);
+    cfg.messaging.dispatch.max_attempts = 3;
+    let clock = ManualClock::default();
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let flaky = scripted(&cfg, &clock, Script::FlakyTimes(2), &calls);
+    let app = TestApp::start_with(cfg.clone(), dir, clock.clone(), Some(flaky)).await;
+    let token = app.token("flaky@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550203").await;
+    let id = app.queue_text(&token, &session, TO, "retry me").await;
+    let m = app
+        .wait_message(&token, &id, "retrying", |d| {
+            d["attempts"] == 1 && d["error"].is_string()
+        })
+        .await;
+    assert_eq!(m["status"], "queued");
+    assert_eq!(m["error"], "socket closed");
+    // Not retried before the backoff delay (10 s, plus jitter) has passed...
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(message(&app, &token, &id).await["attempts"], 1);
+    // ...then retried: the second attempt fails too, the third (after 20 s+) goes through.
+    clock.advance(chrono::Duration::seconds(13));
+    app.wait_message(&token, &id, "second attempt", |d| d["attempts"] == 2)
+        .await;
+    clock.advance(chrono::Duration::seconds(25));
+    let m = app
+        .wait_message(&token, &id, "sent", |d| d["status"] != "queued")
+        .await;
+    assert!(m["sentAt"].is_string(), "{m}");
+    assert_eq!(m["attempts"], 3);
+    assert!(m["error"].is_null(), "the error clears once sent: {m}");
+    let (cfg, dir, clock) = app.stop().await;
+
+    let down = scripted(&cfg, &clock, Script::AlwaysDown, &calls);
+    let app = TestApp::start_with(cfg, dir, clock.clone(), Some(down)).await;
+    app.wait_status(&token, &session, "connected").await;
+    let id = app.queue_text(&token, &session, TO, "never").await;
+    for _ in 0..3 {
+        clock.advance(chrono::Duration::seconds(60));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let m = app
+        .wait_message(&token, &id, "failed", |d| d["status"] == "failed")
+        .await;
+    assert_eq!(m["attempts"], 3);
+    assert!(
+        m["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_overlap() {
+    // Many claimers race over one queue (on PostgreSQL: separate connections using
+    // FOR UPDATE SKIP LOCKED); every message is claimed exactly once.
+    let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
+    let token = app.token("race@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550204").await;
+    let mut ids = HashSet::new();
+    for i in 0..120 {
+        ids.insert(app.queue_text(&token, &session, TO, &format!("{i}")).await);
+    }
+    let now = app.state.clock.now();
+    let lease = now + chrono::Duration::seconds(60);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let db = app.state.db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = wagate::repo::messages::claim_due(&db, now, lease, 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|m| m.id.to_string()));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} claimed twice");
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn two_dispatching_instances_send_each_message_once() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut cfg = common::test_config(dir.path()).await;
+    cfg.messaging.dispatch.batch = 5;
+    cfg.messaging.dispatch.concurrency = 4;
+    let clock = ManualClock::default();
+    let a = TestApp::start_with(
+        cfg.clone(),
+        dir.clone(),
+        clock.clone(),
+        Some(scripted(&cfg, &clock, Script::Deliver, &calls)),
+    )
+    .await;
+    let b = TestApp::start_with(
+        cfg.clone(),
+        dir.clone(),
+        clock.clone(),
+        Some(scripted(&cfg, &clock, Script::Deliver, &calls)),
+    )
+    .await;
+    let token = a.token("two@outbox.test").await;
+    let session = a.connected_session(&token, "+14155550205").await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        ids.push(app.queue_text(&token, &session, TO, &format!("{i}")).await);
+    }
+    for id in &ids {
+        a.wait_message(&token, id, "sent", |d| d["sentAt"].is_string())
+            .await;
+    }
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), ids.len());
+    assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+}
