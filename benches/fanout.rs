@@ -6,110 +6,17 @@
 //!
 //! `cargo bench --bench fanout` (env: `FANOUT_SUBSCRIBERS`, default 1000; `FANOUT_TRIALS`, default 200).
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::{env_num, percentile, post, rss_kib, start_server};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest, protocol::WebSocketConfig,
 };
-
-fn env_num(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server(redis: Option<&str>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wagate"));
-    cmd.arg("serve")
-        .env("WAGATE_ADDR", format!("127.0.0.1:{port}"))
-        .env("WAGATE_DATA_DIR", dir.path())
-        .env("WAGATE_SANDBOX_CONNECT_DELAY", "0ms")
-        .env("WAGATE_AUTH_RATE_LIMIT", "100000")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(url) = redis {
-        cmd.env("REDIS_URL", url);
-    }
-    let server = Server {
-        child: cmd.spawn().expect("start wagate"),
-        base: format!("127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("http://{}/readyz", server.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready");
-}
-
-async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// The `"status":"…"` value of a frame, without parsing the whole JSON.
 fn status_of(frame: &str) -> Option<&str> {
@@ -193,7 +100,7 @@ async fn collect(
 }
 
 async fn run(mode: &str, redis: Option<&str>, n: usize, trials: usize) {
-    let server = start_server(redis).await;
+    let server = start_server(redis, &[]).await;
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_kib(pid);

@@ -7,7 +7,8 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::Config;
 
-/// Connects to the configured database. SQLite files get WAL, a busy timeout and foreign keys.
+/// Connects to the configured database. SQLite files get WAL with `synchronous=FULL` (a
+/// commit is on disk before it is acknowledged), a busy timeout and foreign keys.
 pub async fn connect(cfg: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(cfg.database_url().to_owned());
     opts.max_connections(cfg.db_max_connections)
@@ -23,7 +24,7 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<DatabaseConnection> {
         opts.map_sqlx_sqlite_opts(|o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .create_if_missing(true)

@@ -66,6 +66,9 @@ pub async fn build_state(
             }
         });
     }
+    if let Err(e) = state.media.clear_staging().await {
+        tracing::warn!(error = %e, "could not clear the media staging area");
+    }
     sessions::runtime::resume(&state).await?;
     if state.cfg.messaging.dispatch.enabled {
         messages::dispatch::spawn(state.clone(), shutdown);

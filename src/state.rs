@@ -13,7 +13,10 @@ use crate::{
     events::EventBus,
     provider::{Providers, UpdateSink, sandbox::SandboxProvider},
     service::{
-        messages::media::{FsMediaStore, MediaStore},
+        messages::{
+            media::{FsMediaStore, MediaStore},
+            writer::MessageWriter,
+        },
         sessions::SessionRuntime,
     },
 };
@@ -45,6 +48,8 @@ pub struct AppState {
     pub outbox: Arc<tokio::sync::Notify>,
     /// Where providers report receipts and inbound messages.
     pub updates: UpdateSink,
+    /// Group-commit writer for new messages.
+    pub writer: MessageWriter,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -83,6 +88,7 @@ impl AppState {
         let media_staging = fs_media.staging_dir();
         let media: Arc<dyn MediaStore> = overrides.media.unwrap_or_else(|| Arc::new(fs_media));
         Self {
+            writer: MessageWriter::spawn(db.clone()),
             db,
             cfg,
             jwt,

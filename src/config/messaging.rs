@@ -146,6 +146,26 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<MessagingConfig, ConfigError> {
             ms,
         )?,
     };
+    let day = Duration::from_secs(86_400);
+    for (key, d) in [
+        ("WAGATE_DISPATCH_LEASE", dispatch.lease),
+        ("WAGATE_DISPATCH_POLL_INTERVAL", dispatch.poll_interval),
+        ("WAGATE_DISPATCH_BACKOFF_BASE", dispatch.backoff_base),
+        ("WAGATE_DISPATCH_BACKOFF_MAX", dispatch.backoff_max),
+    ] {
+        if d > day {
+            return Err(err(key, "must be at most 24h"));
+        }
+    }
+    if dispatch.concurrency > 10_000 {
+        return Err(err("WAGATE_DISPATCH_CONCURRENCY", "must be at most 10000"));
+    }
+    if dispatch.batch > 10_000 {
+        return Err(err("WAGATE_DISPATCH_BATCH", "must be at most 10000"));
+    }
+    if dispatch.max_attempts > 1000 {
+        return Err(err("WAGATE_DISPATCH_MAX_ATTEMPTS", "must be at most 1000"));
+    }
     if dispatch.send_timeout >= dispatch.lease {
         return Err(err(
             "WAGATE_SEND_TIMEOUT",
@@ -164,6 +184,9 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<MessagingConfig, ConfigError> {
         "24h",
         Duration::from_secs(1),
     )?;
+    if idempotency_ttl > day * 30 {
+        return Err(err("WAGATE_IDEMPOTENCY_TTL", "must be at most 30days"));
+    }
     Ok(MessagingConfig {
         media,
         dispatch,

@@ -14,7 +14,7 @@ mod subscription;
 use std::net::SocketAddr;
 
 use async_graphql::{ErrorExtensions, MergedObject, Schema, http::GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Router,
     extract::{ConnectInfo, State, WebSocketUpgrade},
@@ -87,6 +87,8 @@ pub struct ClientAddr(pub SocketAddr);
 struct GqlState {
     app: AppState,
     schema: AppSchema,
+    /// Largest file a GraphQL upload may carry.
+    max_upload: usize,
 }
 
 /// Routes for `/graphql` and `/graphql/ws`.
@@ -107,7 +109,11 @@ pub fn router(app: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(limits, body_limit)),
         )
         .route("/graphql/ws", get(websocket))
-        .with_state(GqlState { app, schema })
+        .with_state(GqlState {
+            max_upload: limits.multipart,
+            app,
+            schema,
+        })
 }
 
 #[derive(Clone, Copy)]
@@ -162,17 +168,51 @@ async fn graphiql() -> Html<String> {
     )
 }
 
+/// Runs a POSTed operation: JSON, or a GraphQL multipart request (uploads). Uploads need
+/// credentials before their body is read, and carry one file at most.
 async fn execute(
     State(g): State<GqlState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
+    body: axum::body::Body,
+) -> Response {
+    use futures_util::TryStreamExt;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
     let auth = auth::from_headers(&g.app, &headers).await;
-    g.schema
-        .execute(req.into_inner().data(auth).data(ClientAddr(addr)))
-        .await
-        .into()
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let multipart = content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"));
+    if multipart && !matches!(auth, GqlAuth::Authenticated(_)) {
+        return AppError::Unauthorized("Uploads need an access token or API key".into())
+            .into_response();
+    }
+    let opts = async_graphql::http::MultipartOptions::default()
+        .max_num_files(1)
+        .max_file_size(g.max_upload);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream).compat();
+    let req = match async_graphql::http::receive_body(content_type, reader, opts).await {
+        Ok(r) => r,
+        Err(async_graphql::ParseRequestError::PayloadTooLarge) => {
+            return AppError::PayloadTooLarge("The upload is larger than the allowed limit".into())
+                .into_response();
+        }
+        Err(e) => {
+            return AppError::field("body", format!("Invalid GraphQL request: {e}"))
+                .into_response();
+        }
+    };
+    GraphQLResponse::from(
+        g.schema
+            .execute(req.data(auth).data(ClientAddr(addr)))
+            .await,
+    )
+    .into_response()
 }
 
 async fn websocket(

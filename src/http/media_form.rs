@@ -38,8 +38,15 @@ struct JsonMedia {
     file: Option<String>,
 }
 
-fn malformed(e: impl std::fmt::Display) -> AppError {
-    AppError::field("body", format!("Malformed multipart body: {e}"))
+fn malformed(e: axum::extract::multipart::MultipartError) -> AppError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+    } else {
+        AppError::field(
+            "body",
+            format!("Malformed multipart body: {}", e.body_text()),
+        )
+    }
 }
 
 async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> AppResult<String> {
@@ -90,15 +97,18 @@ async fn read_multipart(
     Ok(MediaForm(input, file))
 }
 
+/// Largest file accepted base64-encoded in JSON (it is held in memory; use multipart beyond).
+const MAX_JSON_FILE: u64 = 16 * 1024 * 1024;
+
 async fn read_json(state: &AppState, kind: MessageKind, req: Request) -> AppResult<MediaForm> {
-    let limit = messages::media::limit_for(kind, &state.cfg.messaging.media);
+    let limit = messages::media::limit_for(kind, &state.cfg.messaging.media).min(MAX_JSON_FILE);
     // base64 is 4/3 of the file, plus the other fields.
     let cap = usize::try_from(limit.saturating_mul(4) / 3 + 64 * 1024).unwrap_or(usize::MAX);
     let bytes = axum::body::to_bytes(req.into_body(), cap)
         .await
         .map_err(|_| {
             AppError::PayloadTooLarge(format!(
-                "The {} must be at most {limit} bytes",
+                "The {} must be at most {limit} bytes in JSON; send larger files as multipart/form-data",
                 kind.as_str()
             ))
         })?;
@@ -137,6 +147,17 @@ pub async fn read(state: &AppState, kind: MessageKind, req: Request) -> AppResul
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
+        // The whole form is bounded too (the file is checked against its own limit as it
+        // streams in; this stops endless headers or preambles).
+        let limit = messages::media::limit_for(kind, &state.cfg.messaging.media);
+        let cap = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1024 * 1024);
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(
+            parts,
+            axum::body::Body::new(http_body_util::Limited::new(body, cap)),
+        );
         let mp = Multipart::from_request(req, state)
             .await
             .map_err(|e| AppError::field("body", format!("Malformed multipart body: {e}")))?;

@@ -189,18 +189,20 @@ pub async fn reschedule(
     id: Uuid,
     attempt: i32,
     count: bool,
-    error: &str,
+    error: Option<&str>,
     next_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let attempts = if count { attempt } else { attempt - 1 };
-    message::Entity::update_many()
+    let mut q = message::Entity::update_many()
         .col_expr(C::Attempts, Expr::value(attempts))
         .col_expr(C::NextAttemptAt, Expr::value(next_at))
         .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-        .col_expr(C::Error, Expr::value(error))
-        .col_expr(C::UpdatedAt, Expr::value(now))
-        .filter(C::Id.eq(id))
+        .col_expr(C::UpdatedAt, Expr::value(now));
+    if let Some(e) = error {
+        q = q.col_expr(C::Error, Expr::value(e));
+    }
+    q.filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
         .filter(C::Status.eq("queued"))
         .filter(C::Attempts.eq(attempt))
@@ -292,4 +294,19 @@ pub async fn find_by_provider_id(
         .into_tuple::<Uuid>()
         .one(db)
         .await
+}
+
+/// Inserts several message rows in one statement (one commit for all).
+pub async fn insert_many(
+    db: &impl ConnectionTrait,
+    rows: Vec<message::Model>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let models = rows.into_iter().map(message::ActiveModel::from);
+    message::Entity::insert_many(models)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }

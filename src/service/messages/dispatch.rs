@@ -5,10 +5,17 @@
 //! out and another dispatcher sends the message again, under the same message id, which
 //! providers treat as an idempotency key. Messages to one chat are sent in order.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{Location, MessageKind, MessageStatus, publish};
@@ -29,6 +36,7 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinH
 async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
+    let chats = Chats::default();
     let mut backoff = cfg.poll_interval;
     loop {
         if shutdown.is_cancelled() {
@@ -44,24 +52,28 @@ async fn run(state: AppState, shutdown: CancellationToken) {
             continue;
         }
         let now = state.clock.now();
-        let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::MAX);
-        let claimed =
-            match repo::messages::claim_due(&state.db, now, now + lease, free.min(cfg.batch)).await
-            {
-                Ok(rows) => {
-                    backoff = cfg.poll_interval;
-                    rows
+        let claimed = match repo::messages::claim_due(
+            &state.db,
+            now,
+            after(now, cfg.lease),
+            free.min(cfg.batch),
+        )
+        .await
+        {
+            Ok(rows) => {
+                backoff = cfg.poll_interval;
+                rows
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming queued messages failed");
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming queued messages failed");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    continue;
-                }
-            };
+                continue;
+            }
+        };
         if claimed.is_empty() {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -70,31 +82,77 @@ async fn run(state: AppState, shutdown: CancellationToken) {
             }
             continue;
         }
-        // One task per chat, in order; chats in parallel.
-        let mut chats: Vec<Vec<entity::message::Model>> = Vec::new();
-        let mut index: HashMap<(uuid::Uuid, String), usize> = HashMap::new();
         for m in claimed {
-            let key = (m.session_id, m.phone.clone());
-            let slot = *index.entry(key).or_insert_with(|| {
-                chats.push(Vec::new());
-                chats.len() - 1
-            });
-            chats[slot].push(m);
-        }
-        for chat in chats {
-            let n = u32::try_from(chat.len()).unwrap_or(u32::MAX);
-            let Ok(permit) = permits.clone().acquire_many_owned(n).await else {
-                return;
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
-            let state = state.clone();
-            tokio::spawn(async move {
-                for m in chat {
-                    dispatch_one(&state, m).await;
-                }
-                drop(permit);
-            });
+            chats.push(&state, m, permit);
         }
     }
+}
+
+type ChatKey = (uuid::Uuid, String);
+type Work = (entity::message::Model, OwnedSemaphorePermit);
+
+/// One worker per chat (session and recipient) with queued work: messages to a chat are sent
+/// one after another, in claim order; chats run in parallel.
+#[derive(Clone, Default)]
+struct Chats(Arc<Mutex<HashMap<ChatKey, mpsc::UnboundedSender<Work>>>>);
+
+impl Chats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChatKey, mpsc::UnboundedSender<Work>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a claimed message to its chat's worker, starting one if the chat has none.
+    fn push(&self, state: &AppState, m: entity::message::Model, permit: OwnedSemaphorePermit) {
+        let key = (m.session_id, m.phone.clone());
+        let mut map = self.lock();
+        let work = match map.get(&key) {
+            Some(tx) => match tx.send((m, permit)) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(work)) => work,
+            },
+            None => (m, permit),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(work);
+        map.insert(key.clone(), tx);
+        tokio::spawn(self.clone().work(state.clone(), key, rx));
+    }
+
+    async fn work(self, state: AppState, key: ChatKey, mut rx: mpsc::UnboundedReceiver<Work>) {
+        loop {
+            let (m, permit) = match rx.try_recv() {
+                Ok(w) => w,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Leave only while holding the map, so no message is pushed to a worker
+                    // that is gone.
+                    let mut map = self.lock();
+                    if rx.is_empty() {
+                        map.remove(&key);
+                        return;
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            };
+            dispatch_one(&state, m).await;
+            drop(permit);
+        }
+    }
+}
+
+/// `now + d`, saturating instead of overflowing.
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, with up to 20 %
@@ -119,10 +177,32 @@ enum Outcome {
 async fn dispatch_one(state: &AppState, m: entity::message::Model) {
     let tenant = TenantId(m.tenant_id);
     let id = m.id;
-    let outcome = attempt(state, &m).await;
-    let now = state.clock.now();
     let cfg = &state.cfg.messaging.dispatch;
-    let at = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let start = state.clock.now();
+    if m.lease_until
+        .is_none_or(|until| after(start, cfg.send_timeout) >= until)
+    {
+        // Waited in its chat's queue too long: a send now could outlive the claim and race
+        // another dispatcher. Give it back, uncounted, to be claimed afresh.
+        if let Err(e) =
+            repo::messages::reschedule(&state.db, tenant, id, m.attempts, false, None, start, start)
+                .await
+        {
+            tracing::error!(message = %id, error = %e, "releasing a stale claim failed");
+        }
+        return;
+    }
+    let outcome = if m.attempts > cfg.max_attempts.saturating_add(3) {
+        // Re-claimed over and over (its result could never be recorded): stop trying.
+        Outcome::Refused(SendError::Permanent(format!(
+            "Dispatch gave up after {} attempts",
+            m.attempts
+        )))
+    } else {
+        attempt(state, &m).await
+    };
+    let now = state.clock.now();
+    let at = |d: Duration| after(now, d);
     let result = match outcome {
         Outcome::Sent(provider_id) => {
             repo::messages::mark_sent(&state.db, tenant, id, &provider_id, now)
@@ -130,10 +210,24 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
                 .map(|row| row.filter(|r| r.status == MessageStatus::Sent.as_str()))
         }
         Outcome::Defer(reason) => {
-            let next = at(cfg.poll_interval.min(Duration::from_secs(1)));
-            repo::messages::reschedule(&state.db, tenant, id, m.attempts, false, &reason, next, now)
-                .await
-                .map(|()| None)
+            // Soon at first, then less often the longer the message has waited (≤ 1 min).
+            let waited = (now - m.created_at).to_std().unwrap_or_default();
+            let next = at((waited / 10).clamp(
+                cfg.poll_interval.min(Duration::from_secs(1)),
+                Duration::from_secs(60),
+            ));
+            repo::messages::reschedule(
+                &state.db,
+                tenant,
+                id,
+                m.attempts,
+                false,
+                Some(&reason),
+                next,
+                now,
+            )
+            .await
+            .map(|()| None)
         }
         Outcome::Refused(SendError::Transient(reason)) if m.attempts < cfg.max_attempts => {
             let delay = backoff_delay(m.attempts, cfg.backoff_base, cfg.backoff_max);
@@ -144,7 +238,7 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
                 id,
                 m.attempts,
                 true,
-                &reason,
+                Some(&reason),
                 at(delay),
                 now,
             )
@@ -236,9 +330,14 @@ async fn try_send(state: &AppState, m: &entity::message::Model) -> Result<String
             .and_then(|l| serde_json::from_str::<Location>(l).ok()),
     };
     let timeout = state.cfg.messaging.dispatch.send_timeout;
-    match tokio::time::timeout(timeout, provider.send(msg, state.updates.clone())).await {
-        Ok(Ok(sent)) => Ok(sent.provider_message_id),
-        Ok(Err(e)) => Err(refused(e)),
+    let send =
+        std::panic::AssertUnwindSafe(provider.send(msg, state.updates.clone())).catch_unwind();
+    match tokio::time::timeout(timeout, send).await {
+        Ok(Ok(Ok(sent))) => Ok(sent.provider_message_id),
+        Ok(Ok(Err(e))) => Err(refused(e)),
+        Ok(Err(_panic)) => Err(refused(SendError::Transient(
+            "The provider failed unexpectedly".into(),
+        ))),
         Err(_) => Err(refused(SendError::Transient(format!(
             "The provider did not answer within {}",
             humantime::format_duration(timeout)

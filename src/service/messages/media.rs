@@ -22,6 +22,11 @@ pub trait MediaStore: Send + Sync + 'static {
 
     /// Opens stored content: its length and a reader; `None` when the key is unknown.
     async fn open(&self, key: &str) -> std::io::Result<Option<(u64, MediaReader)>>;
+
+    /// Removes uploads a crash left half-written, an hour or more ago (called at start-up).
+    async fn clear_staging(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A reader over stored media.
@@ -60,10 +65,35 @@ impl MediaStore for FsMediaStore {
             let _ = tokio::fs::remove_file(staged).await;
             return Ok(());
         }
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+        let dir = dest
+            .parent()
+            .ok_or_else(|| std::io::Error::other("media path has no parent"))?;
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::rename(staged, &dest).await?;
+        // The rename itself must survive a power cut, like the row that will point at it.
+        tokio::fs::File::open(dir).await?.sync_all().await
+    }
+
+    async fn clear_staging(&self) -> std::io::Result<()> {
+        // Only old files: another instance sharing the directory may be mid-upload.
+        let mut dir = match tokio::fs::read_dir(self.staging_dir()).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        while let Some(entry) = dir.next_entry().await? {
+            let old = entry
+                .metadata()
+                .await?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > hour);
+            if old {
+                tokio::fs::remove_file(entry.path()).await?;
+            }
         }
-        tokio::fs::rename(staged, &dest).await
+        Ok(())
     }
 
     async fn open(&self, key: &str) -> std::io::Result<Option<(u64, MediaReader)>> {
@@ -119,8 +149,10 @@ impl Drop for Staged {
 pub enum StageError {
     /// More than the limit arrived.
     TooLarge,
-    /// Reading the upload or writing the file failed.
-    Io(std::io::Error),
+    /// Reading the upload failed (the client's side).
+    Read(std::io::Error),
+    /// Writing the staging file failed (the server's side).
+    Write(std::io::Error),
 }
 
 const HEAD_LEN: usize = 8192;
@@ -134,11 +166,11 @@ pub async fn stage(
 ) -> Result<Staged, StageError> {
     tokio::fs::create_dir_all(dir)
         .await
-        .map_err(StageError::Io)?;
+        .map_err(StageError::Write)?;
     let path = dir.join(uuid::Uuid::new_v4().simple().to_string());
     let mut file = tokio::fs::File::create(&path)
         .await
-        .map_err(StageError::Io)?;
+        .map_err(StageError::Write)?;
     let mut staged = Staged {
         path,
         sha256: String::new(),
@@ -149,7 +181,7 @@ pub async fn stage(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = src.read(&mut buf).await.map_err(StageError::Io)?;
+        let n = src.read(&mut buf).await.map_err(StageError::Read)?;
         if n == 0 {
             break;
         }
@@ -163,9 +195,9 @@ pub async fn stage(
             staged.head.extend_from_slice(&chunk[..take]);
         }
         hasher.update(chunk);
-        file.write_all(chunk).await.map_err(StageError::Io)?;
+        file.write_all(chunk).await.map_err(StageError::Write)?;
     }
-    file.sync_all().await.map_err(StageError::Io)?;
+    file.sync_all().await.map_err(StageError::Write)?;
     staged.sha256 = hex(&hasher.finalize());
     Ok(staged)
 }

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod media;
 mod types;
 mod updates;
+pub mod writer;
 
 use chrono::Duration;
 use sha2::{Digest, Sha256};
@@ -188,12 +189,14 @@ async fn replay(
     Ok(Some(send_output(&m)))
 }
 
-/// Stores a validated send as `queued` and wakes the dispatcher.
+/// Stores a validated send as `queued` and wakes the dispatcher. A staged upload is moved
+/// into the media store only once the send is known to go ahead.
 async fn enqueue(
     state: &AppState,
     p: &Principal,
     d: Draft,
     idem: Option<String>,
+    staged: Option<media::Staged>,
 ) -> AppResult<SendOutput> {
     let hash = idem.as_ref().map(|_| d.fingerprint());
     if let (Some(key), Some(hash)) = (&idem, &hash)
@@ -209,6 +212,9 @@ async fn enqueue(
             "Session is not connected (status: {}); connect it before sending",
             session.status
         )));
+    }
+    if let Some(staged) = staged {
+        staged.commit(state.media.as_ref()).await?;
     }
     let now = state.clock.now();
     let (media_key, media_mime, media_size, media_filename) = match d.media {
@@ -248,10 +254,11 @@ async fn enqueue(
         played_at: None,
         failed_at: None,
     };
-    match repo::messages::insert(&state.db, row).await {
-        Ok(m) => {
+    let out = send_output(&row);
+    match state.writer.insert(row).await {
+        Ok(()) => {
             state.outbox.notify_one();
-            Ok(send_output(&m))
+            Ok(out)
         }
         Err(e) if repo::is_unique_violation(&e) => {
             // Another request with the same key won the race: answer with its message.
@@ -289,7 +296,7 @@ pub async fn send_text(
         media: None,
         location: None,
     };
-    enqueue(state, p, draft, idem).await
+    enqueue(state, p, draft, idem, None).await
 }
 
 /// Queues a location message.
@@ -341,7 +348,7 @@ pub async fn send_location(
             address,
         }),
     };
-    enqueue(state, p, draft, idem).await
+    enqueue(state, p, draft, idem, None).await
 }
 
 /// An uploaded file, staged (or why it could not be read).
@@ -371,7 +378,8 @@ pub async fn stage_upload<R: AsyncRead + Unpin>(
                 limit
             )));
         }
-        Err(StageError::Io(e)) => Err(format!("The upload could not be read: {e}")),
+        Err(StageError::Read(e)) => Err(format!("The upload could not be read: {e}")),
+        Err(StageError::Write(e)) => return Err(AppError::internal(e)),
     };
     Ok(StagedUpload { file_name, content })
 }
@@ -448,7 +456,7 @@ pub async fn send_media(
         return Err(AppError::field("file", "Invalid upload"));
     };
     let size = i64::try_from(staged.size).unwrap_or(i64::MAX);
-    let key = staged.commit(state.media.as_ref()).await?;
+    let key = staged.sha256.clone();
     let draft = Draft {
         session_id,
         to,
@@ -457,7 +465,7 @@ pub async fn send_media(
         media: Some((key, mime, size, file_name)),
         location: None,
     };
-    enqueue(state, p, draft, idem).await
+    enqueue(state, p, draft, idem, Some(staged)).await
 }
 
 /// A file name safe to show and to put in a `Content-Disposition` header.
