@@ -96,6 +96,9 @@ async fn run(state: AppState, shutdown: CancellationToken) {
 }
 
 type ChatKey = (uuid::Uuid, String);
+
+/// Most send results of one chat recorded in one commit.
+const RECORD_BATCH: usize = 64;
 type Work = (entity::message::Model, OwnedSemaphorePermit);
 
 /// One worker per chat (session and recipient) with queued work: messages to a chat are sent
@@ -126,8 +129,9 @@ impl Chats {
     }
 
     async fn work(self, state: AppState, key: ChatKey, mut rx: mpsc::UnboundedReceiver<Work>) {
+        let mut session = SessionCache::default();
         loop {
-            let (m, permit) = match rx.try_recv() {
+            let (first, permit) = match rx.try_recv() {
                 Ok(w) => w,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     // Leave only while holding the map, so no message is pushed to a worker
@@ -141,8 +145,18 @@ impl Chats {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             };
-            dispatch_one(&state, m).await;
-            drop(permit);
+            // Send what is waiting (in order), then record the results with one commit.
+            let mut records = vec![dispatch_one(&state, first, &mut session).await];
+            let mut held = vec![permit];
+            while records.len() < RECORD_BATCH {
+                let Ok((m, permit)) = rx.try_recv() else {
+                    break;
+                };
+                records.push(dispatch_one(&state, m, &mut session).await);
+                held.push(permit);
+            }
+            record_all(&state, records).await;
+            drop(held);
         }
     }
 }
@@ -174,7 +188,56 @@ enum Outcome {
     Refused(SendError),
 }
 
-async fn dispatch_one(state: &AppState, m: entity::message::Model) {
+/// The chat's session, re-read at most every [`SESSION_FRESHNESS`] (a disconnect stops a
+/// chat's sends within that time; the provider refuses anything sent on a dead connection).
+#[derive(Default)]
+struct SessionCache(Option<(std::time::Instant, entity::wa_session::Model)>);
+
+const SESSION_FRESHNESS: Duration = Duration::from_millis(500);
+
+impl SessionCache {
+    async fn get(
+        &mut self,
+        state: &AppState,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> Result<Option<entity::wa_session::Model>, sea_orm::DbErr> {
+        if let Some((at, s)) = &self.0
+            && at.elapsed() < SESSION_FRESHNESS
+            && s.status == SessionStatus::Connected.as_str()
+        {
+            return Ok(Some(s.clone()));
+        }
+        let s = repo::sessions::get(&state.db, tenant, id).await?;
+        self.0 = s.clone().map(|s| (std::time::Instant::now(), s));
+        Ok(s)
+    }
+}
+
+/// What to write after handling one claimed message.
+enum Record {
+    /// Accepted by the provider.
+    Sent(TenantId, uuid::Uuid, String),
+    /// Back to the queue: (tenant, id, claimed attempt, count the attempt, error, due).
+    Retry(
+        TenantId,
+        uuid::Uuid,
+        i32,
+        bool,
+        Option<String>,
+        DateTime<Utc>,
+    ),
+    /// Failed for good: (tenant, id, claimed attempt, reason).
+    Fail(TenantId, uuid::Uuid, i32, String),
+}
+
+/// Handles one claimed message: sends it (unless its claim is too old to send safely) and
+/// says what to record.
+async fn dispatch_one(
+    state: &AppState,
+    m: entity::message::Model,
+    session: &mut SessionCache,
+) -> Record {
     let tenant = TenantId(m.tenant_id);
     let id = m.id;
     let cfg = &state.cfg.messaging.dispatch;
@@ -184,13 +247,7 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
     {
         // Waited in its chat's queue too long: a send now could outlive the claim and race
         // another dispatcher. Give it back, uncounted, to be claimed afresh.
-        if let Err(e) =
-            repo::messages::reschedule(&state.db, tenant, id, m.attempts, false, None, start, start)
-                .await
-        {
-            tracing::error!(message = %id, error = %e, "releasing a stale claim failed");
-        }
-        return;
+        return Record::Retry(tenant, id, m.attempts, false, None, start);
     }
     let outcome = if m.attempts > cfg.max_attempts.saturating_add(3) {
         // Re-claimed over and over (its result could never be recorded): stop trying.
@@ -199,51 +256,38 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
             m.attempts
         )))
     } else {
-        attempt(state, &m).await
+        attempt(state, &m, session).await
     };
     let now = state.clock.now();
-    let at = |d: Duration| after(now, d);
-    let result = match outcome {
-        Outcome::Sent(provider_id) => {
-            repo::messages::mark_sent(&state.db, tenant, id, &provider_id, now)
-                .await
-                .map(|row| row.filter(|r| r.status == MessageStatus::Sent.as_str()))
-        }
+    match outcome {
+        Outcome::Sent(provider_id) => Record::Sent(tenant, id, provider_id),
         Outcome::Defer(reason) => {
             // Soon at first, then less often the longer the message has waited (≤ 1 min).
             let waited = (now - m.created_at).to_std().unwrap_or_default();
-            let next = at((waited / 10).clamp(
+            let delay = (waited / 10).clamp(
                 cfg.poll_interval.min(Duration::from_secs(1)),
                 Duration::from_secs(60),
-            ));
-            repo::messages::reschedule(
-                &state.db,
+            );
+            Record::Retry(
                 tenant,
                 id,
                 m.attempts,
                 false,
-                Some(&reason),
-                next,
-                now,
+                Some(reason),
+                after(now, delay),
             )
-            .await
-            .map(|()| None)
         }
         Outcome::Refused(SendError::Transient(reason)) if m.attempts < cfg.max_attempts => {
             let delay = backoff_delay(m.attempts, cfg.backoff_base, cfg.backoff_max);
             tracing::info!(message = %id, attempts = m.attempts, %reason, retry_in = ?delay, "send failed; will retry");
-            repo::messages::reschedule(
-                &state.db,
+            Record::Retry(
                 tenant,
                 id,
                 m.attempts,
                 true,
-                Some(&reason),
-                at(delay),
-                now,
+                Some(reason),
+                after(now, delay),
             )
-            .await
-            .map(|()| None)
         }
         Outcome::Refused(e) => {
             let reason = match e {
@@ -251,29 +295,96 @@ async fn dispatch_one(state: &AppState, m: entity::message::Model) {
                 SendError::Permanent(r) => r,
             };
             tracing::info!(message = %id, %reason, "message failed");
-            repo::messages::fail_claimed(&state.db, tenant, id, m.attempts, &reason, now).await
+            Record::Fail(tenant, id, m.attempts, reason)
+        }
+    }
+}
+
+async fn record_one(
+    db: &impl sea_orm::ConnectionTrait,
+    r: &Record,
+    now: DateTime<Utc>,
+) -> Result<Option<entity::message::Model>, sea_orm::DbErr> {
+    match r {
+        Record::Sent(tenant, id, provider_id) => {
+            repo::messages::mark_sent(db, *tenant, *id, provider_id, now)
+                .await
+                .map(|row| row.filter(|r| r.status == MessageStatus::Sent.as_str()))
+        }
+        Record::Retry(tenant, id, attempt, count, error, next) => repo::messages::reschedule(
+            db,
+            *tenant,
+            *id,
+            *attempt,
+            *count,
+            error.as_deref(),
+            *next,
+            now,
+        )
+        .await
+        .map(|()| None),
+        Record::Fail(tenant, id, attempt, reason) => {
+            repo::messages::fail_claimed(db, *tenant, *id, *attempt, reason, now).await
+        }
+    }
+}
+
+/// Writes the results of several sends in one transaction (one commit), then publishes the
+/// changes. Should the transaction fail, each is written on its own; a result that cannot be
+/// written at all leaves the claim to run out, and the message is sent again under the same
+/// id, which the provider recognises.
+async fn record_all(state: &AppState, records: Vec<Record>) {
+    use sea_orm::TransactionTrait;
+    let now = state.clock.now();
+    let together = async {
+        let txn = state.db.begin().await?;
+        let mut changed = Vec::new();
+        for r in &records {
+            changed.extend(record_one(&txn, r, now).await?);
+        }
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(changed)
+    };
+    let changed = match together.await {
+        Ok(changed) => changed,
+        Err(e) => {
+            tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
+            let mut changed = Vec::new();
+            for r in &records {
+                match record_one(&state.db, r, now).await {
+                    Ok(row) => changed.extend(row),
+                    Err(e) => tracing::error!(error = %e, "recording a dispatch result failed"),
+                }
+            }
+            changed
         }
     };
-    match result {
-        Ok(Some(row)) => publish(state, &row, false).await,
-        Ok(None) => {}
-        // The claim runs out and the message is tried again; the provider call is idempotent.
-        Err(e) => tracing::error!(message = %id, error = %e, "recording a dispatch result failed"),
+    for row in &changed {
+        publish(state, row, false).await;
     }
 }
 
 /// One provider call for a claimed message.
-async fn attempt(state: &AppState, m: &entity::message::Model) -> Outcome {
-    match try_send(state, m).await {
+async fn attempt(
+    state: &AppState,
+    m: &entity::message::Model,
+    session: &mut SessionCache,
+) -> Outcome {
+    match try_send(state, m, session).await {
         Ok(id) => Outcome::Sent(id),
         Err(e) => e,
     }
 }
 
-async fn try_send(state: &AppState, m: &entity::message::Model) -> Result<String, Outcome> {
+async fn try_send(
+    state: &AppState,
+    m: &entity::message::Model,
+    session: &mut SessionCache,
+) -> Result<String, Outcome> {
     let refused = |e: SendError| Outcome::Refused(e);
     let tenant = TenantId(m.tenant_id);
-    let session = repo::sessions::get(&state.db, tenant, m.session_id)
+    let session = session
+        .get(state, tenant, m.session_id)
         .await
         .map_err(|e| refused(SendError::Transient(format!("database error: {e}"))))?
         .ok_or_else(|| refused(SendError::Permanent("The session no longer exists".into())))?;

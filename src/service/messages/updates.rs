@@ -1,5 +1,6 @@
 //! Receipts and inbound messages reported by providers (and the sandbox's simulated contacts).
 
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -20,57 +21,100 @@ use crate::{
 /// after `read` changes nothing); an inbound message is stored once per provider id.
 pub async fn apply_update(state: &AppState, update: MessageUpdate) -> AppResult<()> {
     match update {
-        MessageUpdate::Status {
-            tenant_id,
-            session_id,
-            message_id,
-            provider_message_id,
-            status,
-            at,
-            error,
-        } => {
-            let id = match message_id {
-                Some(id) => Some(id),
-                None => {
-                    repo::messages::find_by_provider_id(
-                        &state.db,
-                        tenant_id,
-                        session_id,
-                        Direction::Outbound.as_str(),
-                        &provider_message_id,
-                    )
-                    .await?
-                }
-            };
-            let Some(id) = id else {
-                tracing::debug!(%provider_message_id, "receipt for an unknown message ignored");
-                return Ok(());
-            };
-            let from: &[&'static str] = match status {
-                // A provider may report a late failure of a message it had accepted.
-                MessageStatus::Failed => &["queued", "sent"],
-                other => other.advances_from(),
-            };
-            if from.is_empty() {
-                return Ok(());
-            }
-            let changed = repo::messages::advance(
-                &state.db,
-                tenant_id,
-                id,
-                status.as_str(),
-                from,
-                error.as_deref(),
-                at,
-                state.clock.now(),
-            )
-            .await?;
-            if let Some(m) = changed {
+        MessageUpdate::Status { .. } => {
+            if let Some(m) = apply_status(&state.db, state, update).await? {
                 publish(state, &m, false).await;
             }
             Ok(())
         }
         MessageUpdate::Inbound(msg) => receive(state, msg).await.map(|_| ()),
+    }
+}
+
+/// Applies a receipt on `db` (a pool or a transaction); the changed row, if it changed.
+async fn apply_status(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    update: MessageUpdate,
+) -> AppResult<Option<entity::message::Model>> {
+    let MessageUpdate::Status {
+        tenant_id,
+        session_id,
+        message_id,
+        provider_message_id,
+        status,
+        at,
+        error,
+    } = update
+    else {
+        return Ok(None);
+    };
+    let id = match message_id {
+        Some(id) => Some(id),
+        None => {
+            repo::messages::find_by_provider_id(
+                db,
+                tenant_id,
+                session_id,
+                Direction::Outbound.as_str(),
+                &provider_message_id,
+            )
+            .await?
+        }
+    };
+    let Some(id) = id else {
+        tracing::debug!(%provider_message_id, "receipt for an unknown message ignored");
+        return Ok(None);
+    };
+    let from: &[&'static str] = match status {
+        // A provider may report a late failure of a message it had accepted.
+        MessageStatus::Failed => &["queued", "sent"],
+        other => other.advances_from(),
+    };
+    if from.is_empty() {
+        return Ok(None);
+    }
+    Ok(repo::messages::advance(
+        db,
+        tenant_id,
+        id,
+        status.as_str(),
+        from,
+        error.as_deref(),
+        at,
+        state.clock.now(),
+    )
+    .await?)
+}
+
+/// Applies a run of receipts in one transaction (one commit for the lot), then publishes
+/// the changes. If the transaction fails, they are applied one by one.
+async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
+    let batch = async {
+        let txn = state.db.begin().await?;
+        let mut changed = Vec::new();
+        for u in receipts.iter().cloned() {
+            if let Some(m) = apply_status(&txn, state, u).await? {
+                changed.push(m);
+            }
+        }
+        txn.commit().await?;
+        AppResult::Ok(changed)
+    };
+    match batch.await {
+        Ok(changed) => {
+            for m in &changed {
+                publish(state, m, false).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
+            for u in receipts {
+                if let Err(e) = apply_update(state, u).await {
+                    tracing::error!(error = %e, "applying a receipt failed");
+                }
+            }
+        }
     }
 }
 
@@ -176,11 +220,27 @@ pub async fn sandbox_inbound(
     .await
 }
 
-/// Applies provider reports until the channel closes (the gateway stops).
+/// Applies provider reports until the channel closes (the gateway stops). Receipts that
+/// arrive together are applied together; inbound messages one by one, in order.
 pub async fn run_updates(state: AppState, mut rx: mpsc::Receiver<MessageUpdate>) {
-    while let Some(update) = rx.recv().await {
-        if let Err(e) = apply_update(&state, update).await {
-            tracing::error!(error = %e, "applying a provider message update failed");
+    let mut buf = Vec::with_capacity(256);
+    while rx.recv_many(&mut buf, 256).await > 0 {
+        let mut receipts = Vec::new();
+        for update in buf.drain(..) {
+            match update {
+                MessageUpdate::Status { .. } => receipts.push(update),
+                MessageUpdate::Inbound(msg) => {
+                    if !receipts.is_empty() {
+                        apply_receipts(&state, std::mem::take(&mut receipts)).await;
+                    }
+                    if let Err(e) = receive(&state, msg).await {
+                        tracing::error!(error = %e, "storing an inbound message failed");
+                    }
+                }
+            }
+        }
+        if !receipts.is_empty() {
+            apply_receipts(&state, receipts).await;
         }
     }
 }
