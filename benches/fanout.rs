@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{env_num, percentile, post, rss_kib, start_server};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{

@@ -4,8 +4,11 @@
 //! - accepted `send-text` requests per second, with p50/p99 latency, from `SENDS_CLIENTS`
 //!   (default 64) concurrent clients sending `SENDS_TOTAL` (default 30,000) messages. Every
 //!   accepted message is committed before its 200 (SQLite: WAL with `synchronous=FULL`);
+//! - how long the dispatcher (sending through the sandbox meanwhile) takes to catch up;
 //! - the drain: `SENDS_DRAIN` (default 10,000) messages queued while the dispatcher is off,
 //!   then the time for a restarted gateway to get all of them `sent` through the sandbox.
+//!
+//! Messages go to 100 recipients in turn (each chat is sent in order, chats in parallel).
 //!
 //! `cargo bench --bench sends`
 
@@ -16,7 +19,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{Server, env_num, percentile, post, start_in, start_server};
 
-const TO: &str = "919876543210";
+/// Recipients cycle through 100 numbers (+91 98765 432xx), like a small campaign.
+fn recipient(i: usize) -> String {
+    format!("9198765432{:02}", i % 100)
+}
 
 async fn setup(base: &str) -> (String, String) {
     let client = reqwest::Client::new();
@@ -87,7 +93,7 @@ async fn blast(
                 let res = client
                     .post(&url)
                     .bearer_auth(&token)
-                    .json(&json!({"sessionId": session, "to": TO, "text": format!("bench {i}")}))
+                    .json(&json!({"sessionId": session, "to": recipient(i), "text": format!("bench {i}")}))
                     .send()
                     .await
                     .expect("send");
@@ -136,6 +142,15 @@ async fn run(label: &str, db_env: &[(&str, &str)]) {
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
         lat.last().copied().unwrap_or(f64::NAN)
+    );
+    // Let the dispatcher catch up before stopping, so no claim is cut off by the stop.
+    let started = Instant::now();
+    while count(&server.base, &token, "queued").await > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "{label}: the dispatcher caught up {:.2} s after the last request",
+        started.elapsed().as_secs_f64()
     );
     let dir = server.stop();
 

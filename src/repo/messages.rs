@@ -236,7 +236,8 @@ pub async fn fail_claimed(
 }
 
 /// Moves a message to `status` if it may come from its current status (`from`), stamping
-/// the receipt times (a `read` also implies `delivered` and `sent`). The changed row, or
+/// the receipt times (a `read` also implies `delivered` and `sent`) and the provider's id if
+/// it is not known yet. The changed row, or
 /// `None` when the message was already further along (or is another tenant's).
 #[allow(clippy::too_many_arguments)]
 pub async fn advance(
@@ -246,6 +247,7 @@ pub async fn advance(
     status: &'static str,
     from: &[&'static str],
     error: Option<&str>,
+    provider_message_id: Option<&str>,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<message::Model>, DbErr> {
@@ -265,6 +267,12 @@ pub async fn advance(
     }
     if let Some(e) = error {
         q = q.col_expr(C::Error, Expr::value(e));
+    }
+    if let Some(p) = provider_message_id {
+        // A receipt can beat the dispatcher's own record of the send.
+        let keep: SimpleExpr =
+            Func::coalesce([Expr::col(C::ProviderMessageId), Expr::value(p)]).into();
+        q = q.col_expr(C::ProviderMessageId, keep);
     }
     let rows = q
         .filter(C::Id.eq(id))

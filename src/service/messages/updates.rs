@@ -81,6 +81,7 @@ async fn apply_status(
         status.as_str(),
         from,
         error.as_deref(),
+        Some(&provider_message_id),
         at,
         state.clock.now(),
     )
