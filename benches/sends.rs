@@ -112,6 +112,26 @@ async fn blast(
     (rate, all)
 }
 
+/// Waits for the session to be back online after a restart.
+async fn wait_connected(base: &str, token: &str, session: &str) {
+    for _ in 0..500 {
+        let v: Value = reqwest::Client::new()
+            .get(format!("http://{base}/api/v1/whatsapp/{session}/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["data"]["connected"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("session did not reconnect");
+}
+
 async fn count(base: &str, token: &str, status: &str) -> u64 {
     let v: Value = reqwest::Client::new()
         .get(format!(
@@ -158,6 +178,7 @@ async fn run(label: &str, db_env: &[(&str, &str)]) {
     let mut env: Vec<(&str, &str)> = db_env.to_vec();
     env.push(("WAGATE_DISPATCH_ENABLED", "false"));
     let server: Server = start_in(dir, None, &env).await;
+    wait_connected(&server.base, &token, &session).await;
     let before = count(&server.base, &token, "queued").await;
     blast(&server.base, &token, &session, clients, drain).await;
     let queued = count(&server.base, &token, "queued").await - before;

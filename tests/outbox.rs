@@ -101,24 +101,29 @@ async fn message(app: &TestApp, token: &str, id: &str) -> Value {
         .clone()
 }
 
-/// Moves the clock a minute at a time until the message reaches `status`.
+/// Moves the clock a minute at a time until the message has `stamp` (`sentAt`, `failedAt`).
 async fn run_clock_until(
     app: &TestApp,
     token: &str,
     id: &str,
     clock: &ManualClock,
-    status: &str,
+    stamp: &str,
 ) -> Value {
     let mut m = Value::Null;
     for _ in 0..200 {
-        m = message(app, token, id).await;
-        if m["status"] == status {
+        m = app
+            .get(&format!("/api/messages/{id}"), Auth::Bearer(token))
+            .await
+            .body;
+        assert_eq!(m["success"], true, "{m}");
+        m = m["data"].clone();
+        if m[stamp].is_string() {
             return m;
         }
         clock.advance(chrono::Duration::seconds(60));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("message never became {status}: {m}");
+    panic!("message never got {stamp}: {m}");
 }
 
 #[tokio::test]
@@ -208,6 +213,10 @@ async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
     let mut cfg = common::test_config(dir.path()).await;
     cfg.messaging.dispatch.backoff_base = Duration::from_secs(10);
     cfg.messaging.dispatch.max_attempts = 3;
+    // The test moves the clock a minute at a time: claims and tokens must outlast that.
+    cfg.messaging.dispatch.lease = Duration::from_secs(3600);
+    cfg.access_token_ttl = Duration::from_secs(24 * 3600);
+    cfg.refresh_token_ttl = Duration::from_secs(48 * 3600);
     let clock = ManualClock::default();
     let calls = Arc::new(Mutex::new(HashMap::new()));
     let flaky = scripted(&cfg, &clock, Script::FlakyTimes(2), &calls);
@@ -229,7 +238,7 @@ async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
     clock.advance(chrono::Duration::seconds(13));
     app.wait_message(&token, &id, "second attempt", |d| d["attempts"] == 2)
         .await;
-    let m = run_clock_until(&app, &token, &id, &clock, "sent").await;
+    let m = run_clock_until(&app, &token, &id, &clock, "sentAt").await;
     assert!(m["sentAt"].is_string(), "{m}");
     assert_eq!(m["attempts"], 3);
     assert!(m["error"].is_null(), "the error clears once sent: {m}");
@@ -239,7 +248,7 @@ async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
     let app = TestApp::start_with(cfg, dir, clock.clone(), Some(down)).await;
     app.wait_status(&token, &session, "connected").await;
     let id = app.queue_text(&token, &session, TO, "never").await;
-    let m = run_clock_until(&app, &token, &id, &clock, "failed").await;
+    let m = run_clock_until(&app, &token, &id, &clock, "failedAt").await;
     assert_eq!(m["attempts"], 3);
     assert!(
         m["error"]

@@ -36,7 +36,9 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinH
 async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
-    let chats = Chats::default();
+    let (record_tx, record_rx) = mpsc::channel(4 * RECORD_BATCH);
+    tokio::spawn(record_results(state.clone(), record_rx));
+    let chats = Chats(Arc::default(), record_tx);
     let mut backoff = cfg.poll_interval;
     loop {
         if shutdown.is_cancelled() {
@@ -97,14 +99,18 @@ async fn run(state: AppState, shutdown: CancellationToken) {
 
 type ChatKey = (uuid::Uuid, String);
 
-/// Most send results of one chat recorded in one commit.
-const RECORD_BATCH: usize = 64;
+/// Most send results recorded in one commit.
+const RECORD_BATCH: usize = 256;
 type Work = (entity::message::Model, OwnedSemaphorePermit);
 
 /// One worker per chat (session and recipient) with queued work: messages to a chat are sent
-/// one after another, in claim order; chats run in parallel.
-#[derive(Clone, Default)]
-struct Chats(Arc<Mutex<HashMap<ChatKey, mpsc::UnboundedSender<Work>>>>);
+/// one after another, in claim order; chats run in parallel. Their results go to one
+/// recorder, which writes them in batches.
+#[derive(Clone)]
+struct Chats(
+    Arc<Mutex<HashMap<ChatKey, mpsc::UnboundedSender<Work>>>>,
+    mpsc::Sender<Record>,
+);
 
 impl Chats {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChatKey, mpsc::UnboundedSender<Work>>> {
@@ -145,18 +151,11 @@ impl Chats {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             };
-            // Send what is waiting (in order), then record the results with one commit.
-            let mut records = vec![dispatch_one(&state, first, &mut session).await];
-            let mut held = vec![permit];
-            while records.len() < RECORD_BATCH {
-                let Ok((m, permit)) = rx.try_recv() else {
-                    break;
-                };
-                records.push(dispatch_one(&state, m, &mut session).await);
-                held.push(permit);
+            let record = dispatch_one(&state, first, &mut session).await;
+            if self.1.send(record).await.is_err() {
+                return;
             }
-            record_all(&state, records).await;
-            drop(held);
+            drop(permit);
         }
     }
 }
@@ -326,6 +325,14 @@ async fn record_one(
         Record::Fail(tenant, id, attempt, reason) => {
             repo::messages::fail_claimed(db, *tenant, *id, *attempt, reason, now).await
         }
+    }
+}
+
+/// Records send results as they come, all that are waiting in one transaction.
+async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>) {
+    let mut buf = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut buf, RECORD_BATCH).await > 0 {
+        record_all(&state, std::mem::take(&mut buf)).await;
     }
 }
 
