@@ -4,6 +4,7 @@
 //! session's provider. Receipts and inbound messages arrive as [`MessageUpdate`]s and are
 //! applied here; every change is published as a `message.status` or `message.received` event.
 
+mod check;
 pub mod dispatch;
 pub mod media;
 mod types;
@@ -15,12 +16,13 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 use uuid::Uuid;
 
+use check::Check;
 pub use types::*;
 pub use updates::{apply_update, receive, run_updates, sandbox_inbound};
 
 use crate::{
     auth::Principal,
-    error::{AppError, AppResult, FieldErrors},
+    error::{AppError, AppResult},
     events::{Event, EventPayload},
     ids::TenantId,
     phone::PhoneNumber,
@@ -40,74 +42,10 @@ pub const MAX_CAPTION: usize = 1024;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-const PHONE_REQUIRED: &str = "Valid phone number is required";
+pub(super) const PHONE_REQUIRED: &str = "Valid phone number is required";
 
 fn not_found() -> AppError {
     AppError::NotFound("Message not found".into())
-}
-
-/// Collects per-field problems of a send.
-#[derive(Default)]
-struct Check(FieldErrors);
-
-impl Check {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.into()).or_insert_with(|| message.into());
-    }
-
-    fn session(&mut self, raw: &str) -> Option<Uuid> {
-        match Uuid::parse_str(raw.trim()) {
-            Ok(id) => Some(id),
-            Err(_) if raw.trim().is_empty() => {
-                self.add("sessionId", "sessionId is required");
-                None
-            }
-            Err(_) => {
-                self.add("sessionId", "sessionId must be a session UUID");
-                None
-            }
-        }
-    }
-
-    fn phone(&mut self, field: &str, raw: &str) -> Option<PhoneNumber> {
-        if raw.trim().is_empty() {
-            self.add(field, PHONE_REQUIRED);
-            return None;
-        }
-        match PhoneNumber::parse(raw) {
-            Ok(p) => Some(p),
-            Err(m) => {
-                self.add(field, m);
-                None
-            }
-        }
-    }
-
-    fn text(&mut self, field: &str, raw: &str, required: bool, max: usize) -> Option<String> {
-        let chars = raw.chars().count();
-        if raw.trim().is_empty() {
-            if required {
-                self.add(
-                    field,
-                    format!("{field} is required (1 to {max} characters)"),
-                );
-            }
-            None
-        } else if chars > max {
-            self.add(field, format!("{field} must be at most {max} characters"));
-            None
-        } else {
-            Some(raw.to_owned())
-        }
-    }
-
-    fn finish(self) -> AppResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(AppError::fields(self.0))
-        }
-    }
 }
 
 /// What a send stores, after validation.
