@@ -14,6 +14,7 @@ use crate::{
     provider::{Providers, UpdateSink, sandbox::SandboxProvider},
     service::{
         messages::{
+            ConnectedCache,
             media::{FsMediaStore, MediaStore},
             writer::MessageWriter,
         },
@@ -50,6 +51,8 @@ pub struct AppState {
     pub updates: UpdateSink,
     /// Group-commit writer for new messages.
     pub writer: MessageWriter,
+    /// Sessions recently seen connected (spares the send path a read).
+    pub connected: Arc<ConnectedCache>,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -89,6 +92,7 @@ impl AppState {
         let media: Arc<dyn MediaStore> = overrides.media.unwrap_or_else(|| Arc::new(fs_media));
         Self {
             writer: MessageWriter::spawn(db.clone()),
+            connected: Arc::default(),
             db,
             cfg,
             jwt,

@@ -186,6 +186,19 @@ async fn sending_needs_a_connected_session_of_your_own() {
     app.get("/api/messages/xyz", Auth::Bearer(&a))
         .await
         .assert_error(400, "VALIDATION_ERROR");
+    // Right after a disconnect (the session was just used, so its connected state is
+    // cached), sends are refused at once.
+    app.queue_text(&a, &session, TO, "still up").await;
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{session}/disconnect"),
+            Auth::Bearer(&a),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.send_text(&a, &session, TO, "too late")
+        .await
+        .assert_error(502, "WHATSAPP_UNAVAILABLE");
 }
 
 #[tokio::test]

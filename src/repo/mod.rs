@@ -13,6 +13,11 @@ pub mod users;
 
 use sea_orm::{DbErr, SqlErr};
 
+/// True when the error is a foreign-key violation (the referenced row is gone).
+pub fn is_foreign_key_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
 /// True when the error is a unique-constraint violation.
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

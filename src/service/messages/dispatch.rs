@@ -346,8 +346,22 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     let together = async {
         let txn = state.db.begin().await?;
         let mut changed = Vec::new();
+        // Sends (the common case) in one statement per tenant; the rest one by one.
+        let mut sent: HashMap<TenantId, Vec<(uuid::Uuid, String)>> = HashMap::new();
         for r in &records {
-            changed.extend(record_one(&txn, r, now).await?);
+            match r {
+                Record::Sent(tenant, id, pid) => {
+                    sent.entry(*tenant).or_default().push((*id, pid.clone()));
+                }
+                other => changed.extend(record_one(&txn, other, now).await?),
+            }
+        }
+        for (tenant, items) in &sent {
+            let rows = repo::messages::mark_sent_many(&txn, *tenant, items, now).await?;
+            changed.extend(
+                rows.into_iter()
+                    .filter(|r| r.status == MessageStatus::Sent.as_str()),
+            );
         }
         txn.commit().await?;
         Ok::<_, sea_orm::DbErr>(changed)

@@ -142,14 +142,17 @@ async fn enqueue(
     {
         return Ok(out);
     }
-    let session = repo::sessions::get(&state.db, p.tenant_id, d.session_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("Session not found".into()))?;
-    if session.status != SessionStatus::Connected.as_str() {
-        return Err(AppError::WhatsAppUnavailable(format!(
-            "Session is not connected (status: {}); connect it before sending",
-            session.status
-        )));
+    if !state.connected.recently(p.tenant_id, d.session_id) {
+        let session = repo::sessions::get(&state.db, p.tenant_id, d.session_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Session not found".into()))?;
+        if session.status != SessionStatus::Connected.as_str() {
+            return Err(AppError::WhatsAppUnavailable(format!(
+                "Session is not connected (status: {}); connect it before sending",
+                session.status
+            )));
+        }
+        state.connected.saw(p.tenant_id, d.session_id);
     }
     if let Some(staged) = staged {
         staged.commit(state.media.as_ref()).await?;
@@ -197,6 +200,11 @@ async fn enqueue(
         Ok(()) => {
             state.outbox.notify_one();
             Ok(out)
+        }
+        // The session was deleted a moment ago (its connected state was still cached).
+        Err(e) if repo::is_foreign_key_violation(&e) => {
+            state.connected.forget(d.session_id);
+            Err(AppError::NotFound("Session not found".into()))
         }
         Err(e) if repo::is_unique_violation(&e) => {
             // Another request with the same key won the race: answer with its message.
@@ -510,6 +518,48 @@ pub async fn media(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Media
         file_name: m.media_filename,
         reader,
     })
+}
+
+/// Sessions recently seen connected, so a burst of sends does not read the session row for
+/// every message. An entry lives [`CONNECTED_FRESHNESS`]; any status change on this instance
+/// drops it at once. A message accepted in the short window after a disconnect elsewhere is
+/// not lost: it waits in the outbox like any message whose session dropped after queueing.
+#[derive(Default)]
+pub struct ConnectedCache(
+    std::sync::Mutex<std::collections::HashMap<Uuid, (TenantId, std::time::Instant)>>,
+);
+
+/// How long a "connected" sighting is trusted.
+pub const CONNECTED_FRESHNESS: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl ConnectedCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, (TenantId, std::time::Instant)>>
+    {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when the tenant's session was seen connected within the freshness window.
+    pub fn recently(&self, tenant: TenantId, session: Uuid) -> bool {
+        self.lock()
+            .get(&session)
+            .is_some_and(|(t, at)| *t == tenant && at.elapsed() < CONNECTED_FRESHNESS)
+    }
+
+    /// Records that the tenant's session is connected now.
+    pub fn saw(&self, tenant: TenantId, session: Uuid) {
+        let mut map = self.lock();
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| at.elapsed() < CONNECTED_FRESHNESS);
+        }
+        map.insert(session, (tenant, std::time::Instant::now()));
+    }
+
+    /// Drops a session (its status changed).
+    pub fn forget(&self, session: Uuid) {
+        self.lock().remove(&session);
+    }
 }
 
 /// Publishes a message change on the bus.

@@ -59,6 +59,7 @@ pub(crate) async fn publish_status(
     reason: Option<String>,
 ) {
     let status = SessionStatus::parse(&m.status);
+    state.connected.forget(m.id);
     let payload = EventPayload::SessionStatus(StatusPayload {
         status: m.status.clone(),
         phone_number: m.phone_number.clone(),
