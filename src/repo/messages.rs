@@ -146,17 +146,6 @@ pub async fn claim_due(
     Ok(rows)
 }
 
-/// The receipt times a status stamps (a `read` implies `delivered` and `sent`).
-fn stamps_for(status: &str) -> &'static [C] {
-    match status {
-        "delivered" => &[C::SentAt, C::DeliveredAt],
-        "read" => &[C::SentAt, C::DeliveredAt, C::ReadAt],
-        "played" => &[C::SentAt, C::DeliveredAt, C::ReadAt, C::PlayedAt],
-        "failed" => &[C::FailedAt],
-        _ => &[],
-    }
-}
-
 fn coalesce(col: C, at: DateTime<Utc>) -> SimpleExpr {
     Func::coalesce([Expr::col(col), Expr::value(at)]).into()
 }
@@ -266,7 +255,14 @@ pub async fn advance(
         .col_expr(C::Status, Expr::value(status))
         .col_expr(C::UpdatedAt, Expr::value(now))
         .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>));
-    for c in stamps_for(status) {
+    let stamps: &[C] = match status {
+        "delivered" => &[C::SentAt, C::DeliveredAt],
+        "read" => &[C::SentAt, C::DeliveredAt, C::ReadAt],
+        "played" => &[C::SentAt, C::DeliveredAt, C::ReadAt, C::PlayedAt],
+        "failed" => &[C::FailedAt],
+        _ => &[],
+    };
+    for c in stamps {
         q = q.col_expr(*c, coalesce(*c, at));
     }
     if let Some(e) = error {
@@ -321,77 +317,4 @@ pub async fn insert_many(
         .exec_without_returning(db)
         .await?;
     Ok(())
-}
-
-/// `CASE id WHEN … THEN provider id … END`, for statements over several messages.
-fn provider_id_by_message(items: &[(Uuid, String)]) -> SimpleExpr {
-    let mut case = CaseStatement::new();
-    for (id, pid) in items {
-        case = case.case(C::Id.eq(*id), Expr::value(pid.clone()));
-    }
-    case.finally(Expr::col(C::ProviderMessageId)).into()
-}
-
-/// [`mark_sent`] for several claimed messages of one tenant in one statement; the rows that
-/// changed.
-pub async fn mark_sent_many(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    items: &[(Uuid, String)],
-    now: DateTime<Utc>,
-) -> Result<Vec<message::Model>, DbErr> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let status: SimpleExpr = CaseStatement::new()
-        .case(C::Status.eq("queued"), Expr::value("sent"))
-        .finally(Expr::col(C::Status))
-        .into();
-    message::Entity::update_many()
-        .col_expr(C::Status, status)
-        .col_expr(C::ProviderMessageId, provider_id_by_message(items))
-        .col_expr(C::SentAt, coalesce(C::SentAt, now))
-        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-        .col_expr(C::Error, Expr::value(None::<String>))
-        .col_expr(C::UpdatedAt, Expr::value(now))
-        .filter(C::TenantId.eq(tenant.uuid()))
-        .filter(C::Id.is_in(items.iter().map(|(id, _)| *id)))
-        .filter(C::Status.is_in(["queued", "sent", "delivered", "read", "played"]))
-        .exec_with_returning(db)
-        .await
-}
-
-/// [`advance`] for several messages of one tenant reaching the same status together
-/// (receipts that arrived at once, stamped `at`); the rows that changed.
-pub async fn advance_many(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    items: &[(Uuid, String)],
-    status: &'static str,
-    from: &[&'static str],
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Vec<message::Model>, DbErr> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut q = message::Entity::update_many()
-        .col_expr(C::Status, Expr::value(status))
-        .col_expr(C::UpdatedAt, Expr::value(now))
-        .col_expr(C::LeaseUntil, Expr::value(None::<DateTime<Utc>>));
-    for c in stamps_for(status) {
-        q = q.col_expr(*c, coalesce(*c, at));
-    }
-    let keep: SimpleExpr = Func::coalesce([
-        Expr::col(C::ProviderMessageId),
-        provider_id_by_message(items),
-    ])
-    .into();
-    q.col_expr(C::ProviderMessageId, keep)
-        .filter(C::TenantId.eq(tenant.uuid()))
-        .filter(C::Id.is_in(items.iter().map(|(id, _)| *id)))
-        .filter(C::Direction.eq("outbound"))
-        .filter(C::Status.is_in(from.iter().copied()))
-        .exec_with_returning(db)
-        .await
 }

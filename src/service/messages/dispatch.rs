@@ -346,30 +346,26 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     let together = async {
         let txn = state.db.begin().await?;
         let mut changed = Vec::new();
-        // Sends (the common case) in one statement per tenant; the rest one by one.
-        let mut sent: HashMap<TenantId, Vec<(uuid::Uuid, String)>> = HashMap::new();
         for r in &records {
-            match r {
-                Record::Sent(tenant, id, pid) => {
-                    sent.entry(*tenant).or_default().push((*id, pid.clone()));
-                }
-                other => changed.extend(record_one(&txn, other, now).await?),
-            }
-        }
-        for (tenant, items) in &sent {
-            let rows = repo::messages::mark_sent_many(&txn, *tenant, items, now).await?;
-            changed.extend(
-                rows.into_iter()
-                    .filter(|r| r.status == MessageStatus::Sent.as_str()),
-            );
+            changed.extend(record_one(&txn, r, now).await?);
         }
         txn.commit().await?;
         Ok::<_, sea_orm::DbErr>(changed)
     };
-    let changed = match together.await {
+    // One commit for the lot matters on SQLite (one writer, each commit synced); on
+    // PostgreSQL a long transaction would hold row locks that receipts wait on.
+    let batched = state.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let result = if batched {
+        together.await
+    } else {
+        Err(sea_orm::DbErr::Custom(String::new()))
+    };
+    let changed = match result {
         Ok(changed) => changed,
         Err(e) => {
-            tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
+            if batched {
+                tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
+            }
             let mut changed = Vec::new();
             for r in &records {
                 match record_one(&state.db, r, now).await {

@@ -1,8 +1,5 @@
 //! Receipts and inbound messages reported by providers (and the sandbox's simulated contacts).
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -94,62 +91,35 @@ async fn apply_status(
 /// Applies a run of receipts in one transaction (one commit for the lot), then publishes
 /// the changes. If the transaction fails, they are applied one by one.
 async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
-    let batch = async {
-        let txn = state.db.begin().await?;
-        let mut changed = Vec::new();
-        // Receipts naming wagate's id are grouped by tenant and status into one statement
-        // each, stamped with the group's latest time; the rest are applied one by one.
-        let mut groups: HashMap<(TenantId, &'static str), (Vec<(Uuid, String)>, DateTime<Utc>)> =
-            HashMap::new();
-        for u in receipts.iter().cloned() {
-            match &u {
-                MessageUpdate::Status {
-                    tenant_id,
-                    message_id: Some(id),
-                    provider_message_id,
-                    status,
-                    at,
-                    error: None,
-                    ..
-                } if *status != MessageStatus::Failed => {
-                    let g = groups
-                        .entry((*tenant_id, status.as_str()))
-                        .or_insert_with(|| (Vec::new(), *at));
-                    g.0.push((*id, provider_message_id.clone()));
-                    g.1 = g.1.max(*at);
+    // One commit for the lot on SQLite (one writer, each commit synced); on PostgreSQL
+    // receipts commit one by one rather than hold row locks the dispatcher waits on.
+    let batched = state.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let result = if batched {
+        async {
+            let txn = state.db.begin().await?;
+            let mut changed = Vec::new();
+            for u in receipts.iter().cloned() {
+                if let Some(m) = apply_status(&txn, state, u).await? {
+                    changed.push(m);
                 }
-                _ => changed.extend(apply_status(&txn, state, u).await?),
             }
+            txn.commit().await?;
+            AppResult::Ok(changed)
         }
-        for ((tenant, status), (items, at)) in &groups {
-            let from = MessageStatus::parse(status).map_or(&[][..], |s| s.advances_from());
-            if from.is_empty() {
-                continue;
-            }
-            changed.extend(
-                repo::messages::advance_many(
-                    &txn,
-                    *tenant,
-                    items,
-                    status,
-                    from,
-                    *at,
-                    state.clock.now(),
-                )
-                .await?,
-            );
-        }
-        txn.commit().await?;
-        AppResult::Ok(changed)
+        .await
+    } else {
+        Err(AppError::internal(anyhow::anyhow!("not batched")))
     };
-    match batch.await {
+    match result {
         Ok(changed) => {
             for m in &changed {
                 publish(state, m, false).await;
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
+            if batched {
+                tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
+            }
             for u in receipts {
                 if let Err(e) = apply_update(state, u).await {
                     tracing::error!(error = %e, "applying a receipt failed");
