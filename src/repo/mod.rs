@@ -11,7 +11,24 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
+    TransactionTrait,
+};
+
+/// A transaction for bookkeeping that can be re-derived after a crash (send results and
+/// receipts: a lost "sent" means the message is sent again under the same id, which the
+/// provider recognises). On PostgreSQL its commit does not wait for the WAL flush
+/// (`synchronous_commit = off`), so many small updates don't queue behind fsyncs; SQLite
+/// commits it normally.
+pub async fn begin_bookkeeping(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
+    Ok(txn)
+}
 
 /// True when the error is a foreign-key violation (the referenced row is gone).
 pub fn is_foreign_key_violation(e: &DbErr) -> bool {

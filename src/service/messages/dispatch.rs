@@ -341,10 +341,9 @@ async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>) {
 /// written at all leaves the claim to run out, and the message is sent again under the same
 /// id, which the provider recognises.
 async fn record_all(state: &AppState, records: Vec<Record>) {
-    use sea_orm::TransactionTrait;
     let now = state.clock.now();
     let together = async {
-        let txn = state.db.begin().await?;
+        let txn = repo::begin_bookkeeping(&state.db).await?;
         let mut changed = Vec::new();
         for r in &records {
             changed.extend(record_one(&txn, r, now).await?);
@@ -352,20 +351,10 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
         txn.commit().await?;
         Ok::<_, sea_orm::DbErr>(changed)
     };
-    // One commit for the lot matters on SQLite (one writer, each commit synced); on
-    // PostgreSQL a long transaction would hold row locks that receipts wait on.
-    let batched = state.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
-    let result = if batched {
-        together.await
-    } else {
-        Err(sea_orm::DbErr::Custom(String::new()))
-    };
-    let changed = match result {
+    let changed = match together.await {
         Ok(changed) => changed,
         Err(e) => {
-            if batched {
-                tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
-            }
+            tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
             let mut changed = Vec::new();
             for r in &records {
                 match record_one(&state.db, r, now).await {

@@ -1,6 +1,6 @@
 //! Receipts and inbound messages reported by providers (and the sandbox's simulated contacts).
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -91,25 +91,18 @@ async fn apply_status(
 /// Applies a run of receipts in one transaction (one commit for the lot), then publishes
 /// the changes. If the transaction fails, they are applied one by one.
 async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
-    // One commit for the lot on SQLite (one writer, each commit synced); on PostgreSQL
-    // receipts commit one by one rather than hold row locks the dispatcher waits on.
-    let batched = state.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
-    let result = if batched {
-        async {
-            let txn = state.db.begin().await?;
-            let mut changed = Vec::new();
-            for u in receipts.iter().cloned() {
-                if let Some(m) = apply_status(&txn, state, u).await? {
-                    changed.push(m);
-                }
+    let result = async {
+        let txn = repo::begin_bookkeeping(&state.db).await?;
+        let mut changed = Vec::new();
+        for u in receipts.iter().cloned() {
+            if let Some(m) = apply_status(&txn, state, u).await? {
+                changed.push(m);
             }
-            txn.commit().await?;
-            AppResult::Ok(changed)
         }
-        .await
-    } else {
-        Err(AppError::internal(anyhow::anyhow!("not batched")))
-    };
+        txn.commit().await?;
+        AppResult::Ok(changed)
+    }
+    .await;
     match result {
         Ok(changed) => {
             for m in &changed {
@@ -117,9 +110,7 @@ async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
             }
         }
         Err(e) => {
-            if batched {
-                tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
-            }
+            tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
             for u in receipts {
                 if let Err(e) = apply_update(state, u).await {
                     tracing::error!(error = %e, "applying a receipt failed");
