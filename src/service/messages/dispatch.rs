@@ -36,7 +36,7 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinH
 async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
-    let (record_tx, record_rx) = mpsc::channel(4 * RECORD_BATCH);
+    let (record_tx, record_rx) = mpsc::channel(1024);
     tokio::spawn(record_results(state.clone(), record_rx));
     let chats = Chats(Arc::default(), record_tx);
     let mut backoff = cfg.poll_interval;
@@ -99,8 +99,9 @@ async fn run(state: AppState, shutdown: CancellationToken) {
 
 type ChatKey = (uuid::Uuid, String);
 
-/// Most send results recorded in one commit.
-const RECORD_BATCH: usize = 256;
+/// Most send results recorded in one commit. Small enough that a batch holds SQLite's single
+/// connection only briefly (sends waiting to be accepted queue behind it).
+const RECORD_BATCH: usize = 32;
 type Work = (entity::message::Model, OwnedSemaphorePermit);
 
 /// One worker per chat (session and recipient) with queued work: messages to a chat are sent

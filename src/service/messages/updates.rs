@@ -222,11 +222,14 @@ pub async fn sandbox_inbound(
     .await
 }
 
+/// Most receipts applied in one commit (kept small: a batch holds SQLite's single connection).
+const UPDATE_BATCH: usize = 32;
+
 /// Applies provider reports until the channel closes (the gateway stops). Receipts that
 /// arrive together are applied together; inbound messages one by one, in order.
 pub async fn run_updates(state: AppState, mut rx: mpsc::Receiver<MessageUpdate>) {
-    let mut buf = Vec::with_capacity(256);
-    while rx.recv_many(&mut buf, 256).await > 0 {
+    let mut buf = Vec::with_capacity(UPDATE_BATCH);
+    while rx.recv_many(&mut buf, UPDATE_BATCH).await > 0 {
         let mut receipts = Vec::new();
         for update in buf.drain(..) {
             match update {
