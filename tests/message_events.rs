@@ -13,13 +13,34 @@ const TO: &str = "919876543210";
 const EVENTS: &str = "subscription($s: ID) { messageEvents(sessionId: $s) { type sessionId at message { id direction status type text from to deliveredAt readAt } } }";
 
 async fn socket(app: &TestApp, token: &str) -> GqlWs {
-    GqlWs::connect(
-        app,
-        "graphql-transport-ws",
-        json!({"Authorization": format!("Bearer {token}")}),
-    )
-    .await
-    .expect("ack")
+    GqlWs::with_token(app, token).await
+}
+
+/// Runs `sendMedia` with `file` through the GraphQL multipart request spec; the status and
+/// the JSON answer.
+async fn upload(
+    app: &TestApp,
+    token: Option<&str>,
+    session: &str,
+    file: &'static [u8],
+) -> (StatusCode, Value) {
+    let operations = json!({
+        "query": "mutation($s: ID!, $f: Upload!) { sendMedia(type: IMAGE, sessionId: $s, to: \"919876543210\", file: $f, caption: \"Look\") { id status } }",
+        "variables": {"s": session, "f": null}
+    });
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({"0": ["variables.f"]}).to_string())
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(file).file_name("pic.png"),
+        );
+    let mut req = app.client.post(app.url("/graphql")).multipart(form);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status(), res.json().await.unwrap())
 }
 
 fn tenant_of(reg: &Value) -> String {
@@ -211,54 +232,18 @@ async fn graphql_sends_queries_and_uploads() {
     assert_eq!(loc["data"]["sendLocation"]["status"], "QUEUED", "{loc}");
 
     // Upload through the GraphQL multipart request spec.
-    let operations = json!({
-        "query": "mutation($s: ID!, $f: Upload!) { sendMedia(type: IMAGE, sessionId: $s, to: \"919876543210\", file: $f, caption: \"Look\") { id status } }",
-        "variables": {"s": session, "f": null}
-    });
-    let form = reqwest::multipart::Form::new()
-        .text("operations", operations.to_string())
-        .text("map", json!({"0": ["variables.f"]}).to_string())
-        .part(
-            "0",
-            reqwest::multipart::Part::bytes(PNG_1X1).file_name("pic.jpg"),
-        );
-    let res = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
+    let (status, body) = upload(&app, Some(&token), &session, PNG_1X1).await;
+    assert_eq!(status, StatusCode::OK);
     let media_id = body["data"]["sendMedia"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{body}"))
         .to_owned();
+    // Uploads need credentials before their body is read.
+    let (status, body) = upload(&app, None, &session, PNG_1X1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "UNAUTHORIZED");
     // A text file is refused as an image, with the field named.
-    let operations = json!({
-        "query": "mutation($s: ID!, $f: Upload!) { sendMedia(type: IMAGE, sessionId: $s, to: \"919876543210\", file: $f) { id } }",
-        "variables": {"s": session, "f": null}
-    });
-    let form = reqwest::multipart::Form::new()
-        .text("operations", operations.to_string())
-        .text("map", json!({"0": ["variables.f"]}).to_string())
-        .part(
-            "0",
-            reqwest::multipart::Part::bytes(&b"not an image"[..]).file_name("fake.png"),
-        );
-    let body: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = upload(&app, Some(&token), &session, b"not an image").await;
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR",
         "{body}"

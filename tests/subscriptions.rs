@@ -10,13 +10,7 @@ const QR_SUB: &str =
 const STATUS_SUB: &str = "subscription($id: ID) { sessionStatus(sessionId: $id) { sessionId status phoneNumber connected at reason } }";
 
 async fn ws_for(app: &TestApp, token: &str) -> GqlWs {
-    GqlWs::connect(
-        app,
-        "graphql-transport-ws",
-        json!({"Authorization": format!("Bearer {token}")}),
-    )
-    .await
-    .expect("ack")
+    GqlWs::with_token(app, token).await
 }
 
 /// The error code an operation ended with (an `error` frame, or a `next` carrying `errors`).

@@ -364,6 +364,17 @@ impl GqlWs {
         }
     }
 
+    /// Connects with `graphql-transport-ws`, authenticated by an access token.
+    pub async fn with_token(app: &TestApp, token: &str) -> GqlWs {
+        GqlWs::connect(
+            app,
+            "graphql-transport-ws",
+            json!({"Authorization": format!("Bearer {token}")}),
+        )
+        .await
+        .expect("ack")
+    }
+
     /// The next JSON message (Err(reason) on a close frame), within 10 s.
     pub async fn next_raw(&mut self) -> Option<Result<Value, String>> {
         use futures_util::StreamExt;
