@@ -1,6 +1,10 @@
 //! sea-orm entities for wagate. One module per table; the migration crate owns the DDL.
 
 pub mod api_key;
+pub mod contact;
+pub mod contact_group;
+pub mod contact_group_member;
+pub mod contact_tag;
 pub mod message;
 pub mod refresh_token;
 pub mod tenant;

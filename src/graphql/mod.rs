@@ -5,6 +5,7 @@
 //! headers or, on WebSockets, from the `connection_init` payload.
 
 mod auth;
+mod contacts;
 mod messages;
 mod mutation;
 mod query;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     query::AuthQuery,
     sessions::SessionQuery,
     messages::MessageQuery,
+    contacts::ContactQueries,
 );
 
 /// All mutations.
@@ -41,6 +43,7 @@ pub struct MutationRoot(
     mutation::AuthMutation,
     sessions::SessionMutation,
     messages::MessageMutation,
+    contacts::ContactMutations,
 );
 
 use crate::{

@@ -3,6 +3,8 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod contact_groups;
+pub mod contacts;
 pub mod envelope;
 pub mod extract;
 pub mod media_form;
@@ -12,6 +14,7 @@ pub mod openapi;
 pub mod ops;
 pub mod sandbox;
 pub mod sessions;
+pub mod vendor_contacts;
 
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
 use tower_http::{
@@ -54,12 +57,34 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::get))
         .routes(routes!(messages::external_get))
         .routes(routes!(messages::media))
+        .routes(routes!(contacts::list, contacts::create))
+        .routes(routes!(contacts::external_list))
+        .routes(routes!(contacts::tags))
+        .routes(routes!(contacts::export))
+        .routes(routes!(contacts::get, contacts::update, contacts::delete))
+        .routes(routes!(contact_groups::list, contact_groups::create))
+        .routes(routes!(
+            contact_groups::get,
+            contact_groups::update,
+            contact_groups::delete
+        ))
+        .routes(routes!(
+            contact_groups::add_members,
+            contact_groups::remove_members
+        ))
+        .routes(routes!(vendor_contacts::list, vendor_contacts::create))
+        .routes(routes!(vendor_contacts::bulk))
+        .routes(routes!(
+            vendor_contacts::get,
+            vendor_contacts::update,
+            vendor_contacts::delete
+        ))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }
 
 /// Upload routes: no blanket body limit (the service stops each file at its kind's limit as
-/// it streams in, and form text fields are capped).
+/// it streams in, form text fields are capped, and a CSV import stops at 100 MiB).
 fn media_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(messages::send_image))
@@ -70,6 +95,7 @@ fn media_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::external_send_video))
         .routes(routes!(messages::send_audio))
         .routes(routes!(messages::external_send_audio))
+        .routes(routes!(contacts::import))
         .layer(DefaultBodyLimit::disable())
 }
 

@@ -22,6 +22,9 @@ use crate::error::ErrorEnvelope;
         (name = "api-keys", description = "API keys for server-to-server integrations"),
         (name = "sessions", description = "WhatsApp sessions: create, connect with a QR code, status, disconnect"),
         (name = "messages", description = "Send text, media and locations through the durable outbox; delivery status; inbound messages; media download"),
+        (name = "contacts", description = "The contact directory: search, CRUD, tags, CSV import and export"),
+        (name = "contact-groups", description = "Contact groups and their members"),
+        (name = "whatsapp-contacts", description = "The same directory in the second vendor's API shape (`{success:false, error}` errors); JWT or API key"),
         (name = "sandbox", description = "Simulator controls for sandbox sessions"),
         (name = "operations", description = "Health and readiness"),
     )

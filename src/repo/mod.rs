@@ -5,6 +5,8 @@
 //! tenant are authentication itself (by email, by token hash, by key hash).
 
 pub mod api_keys;
+pub mod contact_groups;
+pub mod contacts;
 pub mod messages;
 pub mod refresh_tokens;
 pub mod sessions;

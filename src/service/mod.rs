@@ -3,6 +3,8 @@
 
 pub mod api_keys;
 pub mod auth;
+pub(crate) mod check;
+pub mod contacts;
 pub mod messages;
 pub mod pagination;
 pub mod sessions;

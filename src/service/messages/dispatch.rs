@@ -307,9 +307,15 @@ async fn record_one(
 ) -> Result<Option<entity::message::Model>, sea_orm::DbErr> {
     match r {
         Record::Sent(tenant, id, provider_id) => {
-            repo::messages::mark_sent(db, *tenant, *id, provider_id, now)
-                .await
-                .map(|row| row.filter(|r| r.status == MessageStatus::Sent.as_str()))
+            let row = repo::messages::mark_sent(db, *tenant, *id, provider_id, now)
+                .await?
+                .filter(|r| r.status == MessageStatus::Sent.as_str());
+            if let Some(m) = &row {
+                // The contact's lastMessageAt and conversationCount, in the same commit.
+                let phone = format!("+{}", m.phone);
+                repo::contacts::touch_conversation(db, *tenant, &phone, now).await?;
+            }
+            Ok(row)
         }
         Record::Retry(tenant, id, attempt, count, error, next) => repo::messages::reschedule(
             db,

@@ -4,7 +4,6 @@
 //! session's provider. Receipts and inbound messages arrive as [`MessageUpdate`]s and are
 //! applied here; every change is published as a `message.status` or `message.received` event.
 
-mod check;
 pub mod dispatch;
 pub mod media;
 mod types;
@@ -16,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 use uuid::Uuid;
 
-use check::Check;
+use super::check::Check;
 pub use types::*;
 pub use updates::{apply_update, receive, run_updates, sandbox_inbound};
 
@@ -41,8 +40,6 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_CAPTION: usize = 1024;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-pub(super) const PHONE_REQUIRED: &str = "Valid phone number is required";
 
 fn not_found() -> AppError {
     AppError::NotFound("Message not found".into())

@@ -156,6 +156,9 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
     };
     match repo::messages::insert(&state.db, row).await {
         Ok(m) => {
+            let phone = format!("+{}", m.phone);
+            repo::contacts::touch_conversation(&state.db, msg.tenant_id, &phone, m.created_at)
+                .await?;
             publish(state, &m, true).await;
             Ok(output(&m))
         }

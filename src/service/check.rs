@@ -1,23 +1,25 @@
-//! Per-field validation of send inputs: every problem is collected and reported at once.
+//! Per-field validation: every problem of an input is collected and reported at once.
 
 use uuid::Uuid;
 
-use super::PHONE_REQUIRED;
 use crate::{
     error::{AppError, AppResult, FieldErrors},
     phone::PhoneNumber,
 };
 
-/// Collects per-field problems of a send.
+/// Why a phone field is rejected when it is empty.
+pub const PHONE_REQUIRED: &str = "Valid phone number is required";
+
+/// Collects per-field problems of an input.
 #[derive(Default)]
-pub(super) struct Check(FieldErrors);
+pub(crate) struct Check(FieldErrors);
 
 impl Check {
-    pub(super) fn add(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
         self.0.entry(field.into()).or_insert_with(|| message.into());
     }
 
-    pub(super) fn session(&mut self, raw: &str) -> Option<Uuid> {
+    pub(crate) fn session(&mut self, raw: &str) -> Option<Uuid> {
         match Uuid::parse_str(raw.trim()) {
             Ok(id) => Some(id),
             Err(_) if raw.trim().is_empty() => {
@@ -31,7 +33,7 @@ impl Check {
         }
     }
 
-    pub(super) fn phone(&mut self, field: &str, raw: &str) -> Option<PhoneNumber> {
+    pub(crate) fn phone(&mut self, field: &str, raw: &str) -> Option<PhoneNumber> {
         if raw.trim().is_empty() {
             self.add(field, PHONE_REQUIRED);
             return None;
@@ -45,7 +47,7 @@ impl Check {
         }
     }
 
-    pub(super) fn text(
+    pub(crate) fn text(
         &mut self,
         field: &str,
         raw: &str,
@@ -69,7 +71,7 @@ impl Check {
         }
     }
 
-    pub(super) fn finish(self) -> AppResult<()> {
+    pub(crate) fn finish(self) -> AppResult<()> {
         if self.0.is_empty() {
             Ok(())
         } else {

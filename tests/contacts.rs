@@ -1,0 +1,642 @@
+//! The first contacts API (`/api/contacts`), groups, tags, search and sorting, tenant
+//! isolation, GraphQL over the same store, and conversation stats kept from messages.
+
+mod common;
+
+use common::{Auth, TestApp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn create(app: &TestApp, token: &str, body: Value) -> Value {
+    let r = app.post("/api/contacts", Auth::Bearer(token), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["data"].clone()
+}
+
+fn phones(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["phone"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn create_and_list_have_the_documented_shapes() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@contacts.test").await;
+
+    let r = app
+        .post(
+            "/api/contacts",
+            Auth::Bearer(&token),
+            json!({"phone": "919876543210", "name": "John Smith", "email": "john@example.com", "optIn": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["success"], true);
+    let c = &r.body["data"];
+    uuid::Uuid::parse_str(c["id"].as_str().unwrap()).unwrap();
+    assert_eq!(c["phone"], "919876543210");
+    assert_eq!(c["phoneE164"], "+919876543210");
+    assert_eq!(c["name"], "John Smith");
+    assert_eq!(c["email"], "john@example.com");
+    assert_eq!(c["optIn"], true);
+    assert_eq!(c["countryCode"], "IN", "derived from the number");
+    assert_eq!(c["source"], "api");
+    assert_eq!(c["conversationCount"], 0);
+    assert!(c["lastMessageAt"].is_null());
+    let vendor_id = c["vendorContactId"].as_str().unwrap();
+    assert_eq!(vendor_id.len(), 24);
+    assert!(vendor_id.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    // A formatted number is the same contact: 409 with the documented envelope.
+    let dup = app
+        .post(
+            "/api/contacts",
+            Auth::Bearer(&token),
+            json!({"phone": "+91 98765 43210", "name": "Again"}),
+        )
+        .await;
+    dup.assert_error(409, "CONFLICT");
+    assert_eq!(
+        dup.body["message"],
+        "Contact with this phone number already exists"
+    );
+
+    for i in 0..3 {
+        create(
+            &app,
+            &token,
+            json!({"phone": format!("+1415555010{i}"), "name": format!("Person {i}")}),
+        )
+        .await;
+    }
+    let r = app
+        .get("/api/contacts?page=1&limit=2", Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["success"], true);
+    assert_eq!(
+        r.body["pagination"],
+        json!({"page": 1, "limit": 2, "total": 4, "totalPages": 2})
+    );
+    let first = &r.body["data"][0];
+    for key in ["id", "phone", "name", "optIn"] {
+        assert!(first.get(key).is_some(), "{key} missing: {first}");
+    }
+    assert_eq!(
+        phones(&r.body),
+        ["14155550102", "14155550101"],
+        "newest first"
+    );
+    let r2 = app
+        .get("/api/contacts?page=2&limit=2", Auth::Bearer(&token))
+        .await;
+    assert_eq!(phones(&r2.body), ["14155550100", "919876543210"]);
+
+    // Limit above the maximum, and bad sort values, are 400 with per-field errors.
+    app.get("/api/contacts?limit=101", Auth::Bearer(&token))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    let bad = app
+        .get(
+            "/api/contacts?sortBy=age&sortOrder=up",
+            Auth::Bearer(&token),
+        )
+        .await;
+    bad.assert_error(400, "VALIDATION_ERROR");
+    assert!(bad.body["errors"]["sortBy"].is_string());
+    assert!(bad.body["errors"]["sortOrder"].is_string());
+}
+
+#[tokio::test]
+async fn validation_reports_every_field() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@valid.test").await;
+    let r = app
+        .post(
+            "/api/contacts",
+            Auth::Bearer(&token),
+            json!({"phone": "abc", "email": "not-an-email", "countryCode": "India", "params": [1], "tags": ["x".repeat(65)]}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    let e = &r.body["errors"];
+    for field in ["phone", "email", "countryCode", "params", "tags"] {
+        assert!(e[field].is_string(), "{field}: {}", r.body);
+    }
+    let r = app
+        .post(
+            "/api/contacts",
+            Auth::Bearer(&token),
+            json!({"name": "No phone"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(r.body["errors"]["phone"], "Valid phone number is required");
+    // Wrong JSON types name the field.
+    let r = app
+        .post(
+            "/api/contacts",
+            Auth::Bearer(&token),
+            json!({"phone": "+14155550100", "optIn": "yes"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(r.body["errors"]["optIn"].is_string(), "{}", r.body);
+    // Nothing was stored.
+    let list = app.get("/api/contacts", Auth::Bearer(&token)).await;
+    assert_eq!(list.body["pagination"]["total"], 0);
+}
+
+#[tokio::test]
+async fn get_patch_delete_and_tenant_isolation() {
+    let app = TestApp::spawn().await;
+    let a = app.token("a@iso.test").await;
+    let b = app.token("b@iso.test").await;
+    let c = create(
+        &app,
+        &a,
+        json!({"phone": "+971501234567", "name": "Ahmed", "tags": ["vip"], "params": {"tier": "gold"}}),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap();
+    let path = format!("/api/contacts/{id}");
+
+    let got = app.get(&path, Auth::Bearer(&a)).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["data"]["countryCode"], "AE");
+    assert_eq!(got.body["data"]["params"], json!({"tier": "gold"}));
+
+    // Tenant B sees nothing of A's, on every route.
+    app.get(&path, Auth::Bearer(&b))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.patch(&path, Auth::Bearer(&b), json!({"name": "Hijack"}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.delete(&path, Auth::Bearer(&b))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let list_b = app.get("/api/contacts", Auth::Bearer(&b)).await;
+    assert_eq!(list_b.body["pagination"]["total"], 0);
+    let tags_b = app.get("/api/contacts/tags", Auth::Bearer(&b)).await;
+    assert_eq!(tags_b.body["data"], json!([]));
+    // B may hold the same number: uniqueness is per tenant.
+    create(&app, &b, json!({"phone": "+971501234567"})).await;
+
+    let r = app
+        .patch(
+            &path,
+            Auth::Bearer(&a),
+            json!({"name": "Ahmed Hassan", "email": null, "tags": ["vip", "returning"], "optIn": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let d = &r.body["data"];
+    assert_eq!(d["name"], "Ahmed Hassan");
+    assert!(d["email"].is_null());
+    assert_eq!(d["tags"], json!(["vip", "returning"]));
+    assert_eq!(d["optIn"], true);
+    assert_eq!(d["params"], json!({"tier": "gold"}), "absent fields stay");
+
+    app.patch(&path, Auth::Bearer(&a), json!({}))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    app.patch(&path, Auth::Bearer(&a), json!({"phone": "nope"}))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    let other = create(&app, &a, json!({"phone": "+14155550100"})).await;
+    app.patch(
+        &format!("/api/contacts/{}", other["id"].as_str().unwrap()),
+        Auth::Bearer(&a),
+        json!({"phone": "+971 50 123 4567"}),
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+
+    let del = app.delete(&path, Auth::Bearer(&a)).await;
+    assert_eq!(del.status, StatusCode::OK);
+    assert_eq!(del.body["success"], true);
+    app.get(&path, Auth::Bearer(&a))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    // B's copy is untouched.
+    let list_b = app.get("/api/contacts", Auth::Bearer(&b)).await;
+    assert_eq!(list_b.body["pagination"]["total"], 1);
+    app.get("/api/contacts", Auth::None)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn search_filters_and_sorting() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@search.test").await;
+    let rows = [
+        (
+            "+14155550100",
+            "Alice Walker",
+            "alice@alpha.io",
+            vec!["vip"],
+        ),
+        ("+14155550101", "Bob Stone", "bob@beta.io", vec!["lead"]),
+        (
+            "+919876543210",
+            "Chandra Rao",
+            "chandra@gamma.in",
+            vec!["vip", "india"],
+        ),
+        ("+971501234567", "Dana Ahmed", "dana@delta.ae", vec![]),
+    ];
+    let mut ids = Vec::new();
+    for (phone, name, email, tags) in rows {
+        let c = create(
+            &app,
+            &token,
+            json!({"phone": phone, "name": name, "email": email, "tags": tags}),
+        )
+        .await;
+        ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let search = |q: &str| {
+        let app = &app;
+        let token = token.clone();
+        let q = q.to_owned();
+        async move {
+            let r = app
+                .get(
+                    &format!("/api/contacts?search={}", urlencode(&q)),
+                    Auth::Bearer(&token),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let mut p = phones(&r.body);
+            p.sort();
+            p
+        }
+    };
+    assert_eq!(search("walk").await, ["14155550100"], "name substring");
+    assert_eq!(search("ALICE").await, ["14155550100"], "any case");
+    assert_eq!(search("beta.io").await, ["14155550101"], "email");
+    assert_eq!(search("98765").await, ["919876543210"], "phone digits");
+    assert_eq!(
+        search("+91 98765").await,
+        ["919876543210"],
+        "formatted phone input"
+    );
+    assert_eq!(search("ra").await, ["919876543210"], "two characters scan");
+    assert_eq!(search("zzz").await, Vec::<String>::new());
+    assert_eq!(search("\"quoted\"").await, Vec::<String>::new());
+
+    let r = app
+        .get(
+            "/api/contacts?tag=vip&sortBy=name&sortOrder=asc",
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(phones(&r.body), ["14155550100", "919876543210"]);
+    let r = app
+        .get(
+            "/api/contacts?sortBy=name&sortOrder=desc",
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(
+        phones(&r.body),
+        ["971501234567", "919876543210", "14155550101", "14155550100"]
+    );
+    let r = app
+        .get(
+            "/api/contacts?sortBy=created_at&sortOrder=asc",
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(
+        phones(&r.body),
+        ["14155550100", "14155550101", "919876543210", "971501234567"]
+    );
+
+    let tags = app.get("/api/contacts/tags", Auth::Bearer(&token)).await;
+    assert_eq!(
+        tags.body["data"],
+        json!([{"tag": "vip", "count": 2}, {"tag": "india", "count": 1}, {"tag": "lead", "count": 1}])
+    );
+
+    // The API-key family lists the same store.
+    let key = app.api_key(&token, "crm").await;
+    let ext = app
+        .get("/api/external/contacts?search=dana", Auth::Key(&key))
+        .await;
+    assert_eq!(ext.status, StatusCode::OK, "{}", ext.body);
+    assert_eq!(ext.body["data"][0]["phone"], "971501234567");
+    assert!(ext.body["data"][0]["id"].is_string());
+    app.get("/api/external/contacts", Auth::Bearer(&token))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn groups_and_membership() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@groups.test").await;
+    let other = app.token("other@groups.test").await;
+    let c1 = create(&app, &token, json!({"phone": "+14155550100"})).await;
+    let c2 = create(&app, &token, json!({"phone": "+14155550101"})).await;
+    let foreign = create(&app, &other, json!({"phone": "+14155550102"})).await;
+
+    let g = app
+        .post(
+            "/api/contacts/groups",
+            Auth::Bearer(&token),
+            json!({"name": "Customers", "description": "Paying"}),
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+    assert_eq!(g.body["data"]["memberCount"], 0);
+    let gid = g.body["data"]["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/contacts/groups",
+        Auth::Bearer(&token),
+        json!({"name": "Customers"}),
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+    app.post("/api/contacts/groups", Auth::Bearer(&token), json!({}))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+
+    let members = format!("/api/contacts/groups/{gid}/members");
+    let r = app
+        .post(
+            &members,
+            Auth::Bearer(&token),
+            json!({"contactIds": [c1["id"], c2["id"]]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"], json!({"changed": 2, "memberCount": 2}));
+    // Adding again changes nothing; another tenant's contact is not found.
+    let r = app
+        .post(
+            &members,
+            Auth::Bearer(&token),
+            json!({"contactIds": [c1["id"]]}),
+        )
+        .await;
+    assert_eq!(r.body["data"], json!({"changed": 0, "memberCount": 2}));
+    app.post(
+        &members,
+        Auth::Bearer(&token),
+        json!({"contactIds": [foreign["id"]]}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.post(&members, Auth::Bearer(&token), json!({"contactIds": []}))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+
+    let r = app
+        .get(
+            &format!("/api/contacts?groupId={gid}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["pagination"]["total"], 2);
+
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            &members,
+            Auth::Bearer(&token),
+            Some(json!({"contactIds": [c1["id"]]})),
+        )
+        .await;
+    assert_eq!(r.body["data"], json!({"changed": 1, "memberCount": 1}));
+    let r = app
+        .get(
+            &format!("/api/contacts?groupId={gid}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(phones(&r.body), ["14155550101"]);
+
+    let path = format!("/api/contacts/groups/{gid}");
+    let r = app
+        .patch(
+            &path,
+            Auth::Bearer(&token),
+            json!({"name": "VIP", "description": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["name"], "VIP");
+    assert!(r.body["data"]["description"].is_null());
+    assert_eq!(r.body["data"]["memberCount"], 1);
+    let list = app.get("/api/contacts/groups", Auth::Bearer(&token)).await;
+    assert_eq!(list.body["pagination"]["total"], 1);
+    assert_eq!(list.body["data"][0]["name"], "VIP");
+
+    // Another tenant cannot see or touch the group.
+    app.get(&path, Auth::Bearer(&other))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post(
+        &members,
+        Auth::Bearer(&other),
+        json!({"contactIds": [foreign["id"]]}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let list = app.get("/api/contacts/groups", Auth::Bearer(&other)).await;
+    assert_eq!(list.body["pagination"]["total"], 0);
+
+    app.delete(&path, Auth::Bearer(&token)).await;
+    app.get(&path, Auth::Bearer(&token))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    // Its contacts stay.
+    let all = app.get("/api/contacts", Auth::Bearer(&token)).await;
+    assert_eq!(all.body["pagination"]["total"], 2);
+}
+
+#[tokio::test]
+async fn graphql_shares_the_store() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@gql-contacts.test").await;
+    let rest = create(
+        &app,
+        &token,
+        json!({"phone": "+14155550100", "name": "Rest Made", "tags": ["a"]}),
+    )
+    .await;
+
+    let created = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($i: ContactCreateInput!) { createContact(input: $i) { id phone phoneE164 name tags countryCode } }",
+            json!({"i": {"phone": "+44 20 7946 0958", "name": "Graph Made", "tags": ["b"]}}),
+        )
+        .await;
+    let c = &created["data"]["createContact"];
+    assert_eq!(c["phone"], "442079460958", "{created}");
+    assert_eq!(c["countryCode"], "GB");
+
+    let dup = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { createContact(input: {phone: \"14155550100\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(dup["errors"][0]["extensions"]["code"], "CONFLICT", "{dup}");
+
+    let list = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ contacts(filter: {search: \"made\"}, sortBy: NAME, sortOrder: ASC) { data { name } pagination { total } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        list["data"]["contacts"],
+        json!({"data": [{"name": "Graph Made"}, {"name": "Rest Made"}], "pagination": {"total": 2}})
+    );
+
+    // Seen over REST, changed over GraphQL.
+    let rid = rest["id"].as_str().unwrap();
+    let upd = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { updateContact(id: $id, input: {name: null, tags: [\"x\"]}) { name tags } }",
+            json!({"id": rid}),
+        )
+        .await;
+    assert_eq!(
+        upd["data"]["updateContact"],
+        json!({"name": null, "tags": ["x"]})
+    );
+    let got = app
+        .get(&format!("/api/contacts/{rid}"), Auth::Bearer(&token))
+        .await;
+    assert!(got.body["data"]["name"].is_null());
+
+    let bulk = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { importContacts(contacts: [{phone: \"+14155550111\"}, {phone: \"bad\"}, {phone: \"+14155550100\"}]) { imported skipped errors { index error } contacts { phone status } } }",
+            json!({}),
+        )
+        .await;
+    let b = &bulk["data"]["importContacts"];
+    assert_eq!(b["imported"], 1, "{bulk}");
+    assert_eq!(b["skipped"], 2);
+    assert_eq!(b["errors"][0]["index"], 1);
+    assert_eq!(b["errors"][1]["error"], "Contact already exists");
+
+    let grp = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { createContactGroup(name: \"G\") { id memberCount } }",
+            json!({}),
+        )
+        .await;
+    let gid = grp["data"]["createContactGroup"]["id"].as_str().unwrap();
+    let add = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($g: ID!, $c: [ID!]!) { addContactsToGroup(groupId: $g, contactIds: $c) { changed memberCount } }",
+            json!({"g": gid, "c": [rid]}),
+        )
+        .await;
+    assert_eq!(
+        add["data"]["addContactsToGroup"],
+        json!({"changed": 1, "memberCount": 1})
+    );
+    let tags = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ contactTags { tag count } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        tags["data"]["contactTags"],
+        json!([{"tag": "b", "count": 1}, {"tag": "x", "count": 1}])
+    );
+    let del = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { deleteContact(id: $id) }",
+            json!({"id": rid}),
+        )
+        .await;
+    assert_eq!(del["data"]["deleteContact"], true);
+    let other = app.token("other@gql-contacts.test").await;
+    let hidden = app
+        .graphql(
+            Auth::Bearer(&other),
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": c["id"]}),
+        )
+        .await;
+    assert_eq!(hidden["errors"][0]["extensions"]["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn messages_keep_conversation_stats_current() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@conv.test").await;
+    let session = app.connected_session(&token, "+14155550199").await;
+    let c = create(
+        &app,
+        &token,
+        json!({"phone": "+919876543210", "name": "Conv"}),
+    )
+    .await;
+    let path = format!("/api/contacts/{}", c["id"].as_str().unwrap());
+
+    let id = app
+        .queue_text(&token, &session, "919876543210", "hello")
+        .await;
+    app.wait_message(&token, &id, "sent", |d| d["sentAt"].is_string())
+        .await;
+    let got = app.get(&path, Auth::Bearer(&token)).await;
+    assert_eq!(got.body["data"]["conversationCount"], 1, "{}", got.body);
+    assert!(got.body["data"]["lastMessageAt"].is_string());
+
+    // A reply within the day is the same conversation.
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{session}/sandbox/inbound"),
+            Auth::Bearer(&token),
+            json!({"from": "+919876543210", "text": "hi back"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got = app.get(&path, Auth::Bearer(&token)).await;
+    assert_eq!(got.body["data"]["conversationCount"], 1);
+
+    // Sorting by last message puts contacts without messages last.
+    create(
+        &app,
+        &token,
+        json!({"phone": "+14155550100", "name": "Silent"}),
+    )
+    .await;
+    let r = app
+        .get("/api/contacts?sortBy=last_message_at", Auth::Bearer(&token))
+        .await;
+    assert_eq!(phones(&r.body), ["919876543210", "14155550100"]);
+}
