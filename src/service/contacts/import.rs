@@ -41,7 +41,7 @@ type Row = (entity::contact::Model, Vec<String>);
 
 /// A parsed line: the row to insert, or why not.
 enum Parsed {
-    Ok { line: u64, row: Row },
+    Ok { line: u64, row: Box<Row> },
     Bad(ImportRowError),
 }
 
@@ -110,8 +110,7 @@ fn split_list(s: &str) -> Vec<String> {
 
 fn first_error(errors: FieldErrors) -> String {
     errors
-        .into_iter()
-        .map(|(_, m)| m)
+        .into_values()
         .next()
         .unwrap_or_else(|| "Invalid row".into())
 }
@@ -180,7 +179,10 @@ fn parse_record(
     // Rows keep the file's order (creation time, then id) so an export lists them as given.
     let at = now + chrono::Duration::microseconds(i64::try_from(line).unwrap_or(0));
     match validate::new_row(tenant, input, Family::Contacts, "import", at) {
-        Ok(row) => Parsed::Ok { line, row },
+        Ok(row) => Parsed::Ok {
+            line,
+            row: Box::new(row),
+        },
         Err(e) => bad(first_error(e)),
     }
 }
@@ -301,7 +303,11 @@ where
                     if rec.iter().all(|c| c.iter().all(u8::is_ascii_whitespace)) {
                         continue;
                     }
-                    let line = rec.position().map_or(0, |p| p.line());
+                    // The csv crate reports a record that follows blank lines at the first
+                    // blank one; count back from where the record ended instead.
+                    let embedded = rec.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+                    let ended = rdr.position().line().saturating_sub(1 + embedded);
+                    let line = rec.position().map_or(0, |p| p.line()).max(ended);
                     batch.push(parse_record(&rec, line, &cols, tenant, now));
                     if batch.len() == BATCH
                         && tx
@@ -344,7 +350,10 @@ where
     let _ = parser.await;
     match failure {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => {
+            out.errors.sort_by_key(|e| e.line);
+            Ok(out)
+        }
     }
 }
 
@@ -383,7 +392,7 @@ async fn store_batch(
                 }
                 seen.insert(row.0.phone.clone(), line);
                 lines.push((line, row.0.id, row.0.phone.clone()));
-                rows.push(row);
+                rows.push(*row);
             }
         }
     }
