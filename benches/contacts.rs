@@ -133,12 +133,12 @@ fn sqlite3_import(
     Some(secs)
 }
 
-const EQUIVALENT: &str = "CREATE TABLE contacts(phone TEXT NOT NULL, name TEXT, email TEXT, tags TEXT, opt_in TEXT, search TEXT);
+const EQUIVALENT: &str = "CREATE TABLE contacts(phone TEXT NOT NULL, name TEXT, email TEXT, tags TEXT, opt_in TEXT);
 CREATE UNIQUE INDEX uq_phone ON contacts(phone);
-CREATE VIRTUAL TABLE contacts_fts USING fts5(search, content='contacts', content_rowid='rowid', tokenize='trigram');
+CREATE VIRTUAL TABLE contacts_fts USING fts5(search, content='', tokenize='trigram');
 CREATE TRIGGER contacts_ai AFTER INSERT ON contacts BEGIN
-  UPDATE contacts SET search = lower(coalesce(new.name,'')) || ' ' || lower(coalesce(new.email,'')) || ' ' || substr(new.phone, 2) WHERE rowid = new.rowid;
-  INSERT INTO contacts_fts(rowid, search) VALUES (new.rowid, lower(coalesce(new.name,'')) || ' ' || lower(coalesce(new.email,'')) || ' ' || substr(new.phone, 2));
+  INSERT INTO contacts_fts(rowid, search) VALUES (new.rowid,
+    lower(coalesce(new.name,'')) || ' ' || lower(coalesce(new.email,'')) || ' ' || substr(new.phone, 2));
 END;";
 const BARE: &str =
     "CREATE TABLE contacts(phone TEXT NOT NULL, name TEXT, email TEXT, tags TEXT, opt_in TEXT);";

@@ -640,3 +640,99 @@ async fn messages_keep_conversation_stats_current() {
         .await;
     assert_eq!(phones(&r.body), ["919876543210", "14155550100"]);
 }
+
+#[tokio::test]
+async fn filters_agree_whichever_index_drives_the_page() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@drive.test").await;
+    // 45 contacts: "common" on 40 (walked on the sort index), "rare" on 2 (read from the tag
+    // index), names "Member NN".
+    let rows: Vec<Value> = (0..45)
+        .map(|i| {
+            let mut tags = vec![];
+            if i < 40 {
+                tags.push("common");
+            }
+            if i == 3 || i == 23 {
+                tags.push("rare");
+            }
+            json!({"userNumber": format!("+1415555{i:04}"), "userName": format!("Member {i:02}"), "tags": tags})
+        })
+        .collect();
+    let r = app
+        .post(
+            "/api/whatsapp/contacts/bulk",
+            Auth::Bearer(&token),
+            json!({"contacts": rows}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["imported"], 45, "{}", r.body);
+    let ids: Vec<String> = r.body["data"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap()["contact_".len()..].to_owned())
+        .collect();
+    let g = app
+        .post(
+            "/api/contacts/groups",
+            Auth::Bearer(&token),
+            json!({"name": "Two"}),
+        )
+        .await;
+    let gid = g.body["data"]["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/contacts/groups/{gid}/members"),
+        Auth::Bearer(&token),
+        json!({"contactIds": [ids[3], ids[41]]}),
+    )
+    .await;
+
+    let list = |q: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let r = app
+                .get(&format!("/api/contacts?{q}"), Auth::Bearer(&token))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.body);
+            let names: Vec<String> = r.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect();
+            (r.body["pagination"]["total"].as_u64().unwrap(), names)
+        }
+    };
+    assert_eq!(list("limit=1".into()).await.0, 45);
+    let (total, names) = list("tag=rare&sortBy=name&sortOrder=asc".into()).await;
+    assert_eq!(
+        (total, names),
+        (2, vec!["Member 03".into(), "Member 23".into()])
+    );
+    let (total, names) = list("tag=common&sortBy=name&sortOrder=desc&limit=3&page=2".into()).await;
+    assert_eq!(total, 40);
+    assert_eq!(names, ["Member 36", "Member 35", "Member 34"]);
+    let (total, names) = list(format!("groupId={gid}&sortBy=name&sortOrder=asc")).await;
+    assert_eq!(
+        (total, names),
+        (2, vec!["Member 03".into(), "Member 41".into()])
+    );
+    let (total, names) = list(format!("groupId={gid}&tag=common")).await;
+    assert_eq!((total, names), (1, vec!["Member 03".into()]));
+    // Search with a filter, and a page past the end still reports the total.
+    let (total, names) = list("search=member%202&tag=rare".into()).await;
+    assert_eq!((total, names), (1, vec!["Member 23".into()]));
+    let (total, names) = list("search=member&limit=20&page=5".into()).await;
+    assert_eq!((total, names.len()), (45, 0));
+    let (total, names) = list("search=member%204&sortBy=name&sortOrder=asc".into()).await;
+    assert_eq!(total, 5, "Member 40 to 44");
+    assert_eq!(names[0], "Member 40");
+
+    // The counter follows deletes and imports.
+    app.delete(&format!("/api/contacts/{}", ids[0]), Auth::Bearer(&token))
+        .await;
+    assert_eq!(list("limit=1".into()).await.0, 44);
+    assert_eq!(list("tag=common".into()).await.0, 39);
+}

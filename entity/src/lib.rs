@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod contact;
+pub mod contact_count;
 pub mod contact_group;
 pub mod contact_group_member;
 pub mod contact_tag;

@@ -37,6 +37,13 @@ enum Contacts {
 }
 
 #[derive(DeriveIden)]
+enum ContactCounts {
+    Table,
+    TenantId,
+    Total,
+}
+
+#[derive(DeriveIden)]
 enum ContactTags {
     Table,
     ContactId,
@@ -172,6 +179,30 @@ impl MigrationTrait for Migration {
                     .col(ts(C::CreatedAt))
                     .col(ts(C::UpdatedAt))
                     .foreign_key(&mut tenant_fk(C::TenantId, "fk_contacts_tenant"))
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ContactCounts::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ContactCounts::TenantId)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ContactCounts::Total)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .foreign_key(&mut tenant_fk(
+                        ContactCounts::TenantId,
+                        "fk_contact_counts_tenant",
+                    ))
                     .take(),
             )
             .await?;
@@ -346,6 +377,7 @@ impl MigrationTrait for Migration {
             ContactGroupMembers::Table.into_iden(),
             ContactGroups::Table.into_iden(),
             ContactTags::Table.into_iden(),
+            ContactCounts::Table.into_iden(),
             Contacts::Table.into_iden(),
         ] {
             manager

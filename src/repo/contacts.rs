@@ -1,142 +1,22 @@
-//! Contacts and their tag rows. Search goes through the trigram index: FTS5 on SQLite,
-//! `pg_trgm` on PostgreSQL (both over the `search` column the service fills).
+//! Contacts and their tag rows (listing and search are in `contact_search`).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{contact, contact_group_member, contact_tag};
+use entity::{contact, contact_tag};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, IntoActiveModel, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TryInsertResult,
-    sea_query::{Expr, ExprTrait, LikeExpr, NullOrdering, Query},
+    FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TryInsertResult, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use crate::ids::TenantId;
 
+pub use super::contact_search::{ListFilter, SortField, list};
+
 /// Rows per INSERT statement (SQLite allows 32,766 bound values; a contact has 19 columns).
 const ROWS_PER_STATEMENT: usize = 500;
-
-/// Sort field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortField {
-    /// `created_at`.
-    CreatedAt,
-    /// `name`, contacts without a name last.
-    Name,
-    /// `last_message_at`, contacts without messages last.
-    LastMessageAt,
-}
-
-/// What a list matches.
-#[derive(Clone, Debug, Default)]
-pub struct ListFilter {
-    /// Lower-cased search text (already reduced to digits for phone-like input).
-    pub search: Option<String>,
-    /// Exact tag.
-    pub tag: Option<String>,
-    /// Group membership.
-    pub group_id: Option<Uuid>,
-}
-
-fn like_pattern(s: &str) -> String {
-    let mut p = String::with_capacity(s.len() + 2);
-    p.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
-
-fn search_condition(backend: DbBackend, q: &str) -> Condition {
-    // FTS5's trigram tokenizer needs at least three characters; shorter input scans.
-    if backend == DbBackend::Sqlite && q.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", q.replace('"', "\"\""));
-        Condition::all().add(Expr::cust_with_values(
-            "\"contacts\".\"rowid\" IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ?)",
-            [phrase],
-        ))
-    } else {
-        Condition::all().add(
-            Expr::col((contact::Entity, contact::Column::Search))
-                .like(LikeExpr::new(like_pattern(q)).escape('\\')),
-        )
-    }
-}
-
-fn filtered(
-    backend: DbBackend,
-    tenant: TenantId,
-    f: &ListFilter,
-) -> sea_orm::Select<contact::Entity> {
-    let mut q = contact::Entity::find().filter(contact::Column::TenantId.eq(tenant.uuid()));
-    if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
-        q = q.filter(search_condition(backend, s));
-    }
-    if let Some(tag) = &f.tag {
-        q = q.filter(
-            contact::Column::Id.in_subquery(
-                Query::select()
-                    .column(contact_tag::Column::ContactId)
-                    .from(contact_tag::Entity)
-                    .and_where(contact_tag::Column::TenantId.eq(tenant.uuid()))
-                    .and_where(contact_tag::Column::Tag.eq(tag.as_str()))
-                    .take(),
-            ),
-        );
-    }
-    if let Some(group) = f.group_id {
-        q = q.filter(
-            contact::Column::Id.in_subquery(
-                Query::select()
-                    .column(contact_group_member::Column::ContactId)
-                    .from(contact_group_member::Entity)
-                    .and_where(contact_group_member::Column::TenantId.eq(tenant.uuid()))
-                    .and_where(contact_group_member::Column::GroupId.eq(group))
-                    .take(),
-            ),
-        );
-    }
-    q
-}
-
-/// A page of the tenant's contacts and the number matching. Every order ends with the id, so
-/// pages never overlap or skip rows that tie.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    f: &ListFilter,
-    sort: SortField,
-    order: Order,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<contact::Model>, u64), DbErr> {
-    let base = filtered(db.get_database_backend(), tenant, f);
-    let total = base.clone().count(db).await?;
-    let q = match sort {
-        SortField::CreatedAt => base.order_by(contact::Column::CreatedAt, order.clone()),
-        SortField::Name => {
-            base.order_by_with_nulls(contact::Column::Name, order.clone(), NullOrdering::Last)
-        }
-        SortField::LastMessageAt => base.order_by_with_nulls(
-            contact::Column::LastMessageAt,
-            order.clone(),
-            NullOrdering::Last,
-        ),
-    };
-    let rows = q
-        .order_by(contact::Column::Id, order)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok((rows, total))
-}
 
 /// The next `limit` contacts after `after` (creation time, id), oldest first: the export scan.
 pub async fn after(
@@ -260,6 +140,7 @@ pub async fn insert(
 ) -> Result<contact::Model, DbErr> {
     let saved = row.clone().into_active_model().insert(db).await?;
     insert_tags(db, tag_rows(&saved, tags)).await?;
+    super::contact_search::bump_total(db, TenantId(saved.tenant_id), 1).await?;
     Ok(saved)
 }
 
@@ -286,6 +167,10 @@ pub async fn insert_many(
             .flat_map(|(m, t)| tag_rows(m, t))
             .collect();
         insert_tags(db, tags).await?;
+        if let Some((first, _)) = chunk.first() {
+            let added = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            super::contact_search::bump_total(db, TenantId(first.tenant_id), added).await?;
+        }
         inserted.extend(ids);
     }
     Ok(inserted)
@@ -321,12 +206,16 @@ pub async fn update(
 }
 
 /// Deletes a contact of the tenant (tags and memberships cascade); false when there was none.
+/// Run it in a transaction: it also moves the tenant's contact counter.
 pub async fn delete(db: &impl ConnectionTrait, tenant: TenantId, id: Uuid) -> Result<bool, DbErr> {
     let res = contact::Entity::delete_many()
         .filter(contact::Column::Id.eq(id))
         .filter(contact::Column::TenantId.eq(tenant.uuid()))
         .exec(db)
         .await?;
+    if res.rows_affected > 0 {
+        super::contact_search::bump_total(db, tenant, -1).await?;
+    }
     Ok(res.rows_affected > 0)
 }
 

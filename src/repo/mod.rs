@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod contact_groups;
+pub mod contact_search;
 pub mod contacts;
 pub mod messages;
 pub mod refresh_tokens;

@@ -30,8 +30,9 @@ use crate::{
 pub const IMPORT_LIMIT: u64 = 100 * 1024 * 1024;
 /// Row errors listed in an import's answer.
 const MAX_REPORTED_ERRORS: usize = 100;
-/// Rows written per transaction.
-const BATCH: usize = 2000;
+/// Rows written per transaction (about 0.2 s of SQLite's write lock on a 2-core machine;
+/// fewer, larger commits also mean fewer full-text index segments to merge).
+const BATCH: usize = 5000;
 /// Bytes inspected before any row is read.
 const PREFIX: usize = 64 * 1024;
 /// Most contacts in one JSON bulk request.
@@ -493,4 +494,60 @@ pub async fn bulk_import(
         errors,
         contacts: created,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_reader_fails_past_its_limit() {
+        let mut ok = Capped {
+            inner: &b"0123456789"[..],
+            left: 10,
+        };
+        let mut buf = Vec::new();
+        assert_eq!(ok.read_to_end(&mut buf).unwrap(), 10);
+        let mut over = Capped {
+            inner: &b"0123456789"[..],
+            left: 9,
+        };
+        let err = over.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+    }
+
+    #[test]
+    fn header_aliases_and_cells() {
+        let header = csv::ByteRecord::from(vec!["Name", "Phone Number", "opt_in", "Tags"]);
+        let cols = columns(&header).unwrap();
+        assert_eq!(
+            (cols.phone, cols.name, cols.opt_in, cols.tags),
+            (1, Some(0), Some(2), Some(3))
+        );
+        assert!(columns(&csv::ByteRecord::from(vec!["name", "email"])).is_err());
+        assert_eq!(split_list(" vip| lead ;x,,"), ["vip", "lead", "x"]);
+        assert_eq!(parse_bool("Yes"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[tokio::test]
+    async fn inspect_detects_delimiter_bom_and_bad_files() {
+        let (d, rest) = inspect(&mut &b"\xEF\xBB\xBFphone;name\n1;a\n"[..])
+            .await
+            .unwrap();
+        assert_eq!(d, b';');
+        assert!(rest.starts_with(b"phone"));
+        let (d, _) = inspect(&mut &b"phone,name;x\n"[..]).await.unwrap();
+        assert_eq!(d, b',');
+        for bad in [
+            &b""[..],
+            b"  \n",
+            b"phone\0,name",
+            b"phone,name\n\xff\xfe\n",
+        ] {
+            let mut r = bad;
+            assert!(inspect(&mut r).await.is_err(), "{bad:?}");
+        }
+    }
 }

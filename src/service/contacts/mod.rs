@@ -156,11 +156,12 @@ pub async fn update(
 
 /// Deletes a contact.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
-    if repo::contacts::delete(&state.db, p.tenant_id, id).await? {
-        Ok(())
-    } else {
-        Err(not_found())
+    let txn = state.db.begin().await?;
+    if !repo::contacts::delete(&txn, p.tenant_id, id).await? {
+        return Err(not_found());
     }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Normalises search input: phone-like text (digits, `+`, spaces, dashes, dots, brackets)

@@ -32,10 +32,17 @@ pub fn is_vendor_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A new random vendor contact id.
-fn vendor_id() -> String {
-    let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The vendor contact id of a new contact: 12 bytes as 24 hex characters, time-ordered like
+/// the vendor's own ids (the UUIDv7's 48-bit millisecond time and 16 bits that follow it, then
+/// 32 random bits), so new ids land at the end of their index instead of all over it.
+fn vendor_id(id: Uuid) -> String {
+    let b = id.as_bytes();
+    let random: [u8; 4] = rand::random();
+    b[..8]
+        .iter()
+        .chain(random.iter())
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The text search matches: lower-cased name and email, and the number's digits.
@@ -176,10 +183,11 @@ pub fn new_row(
     let Some(phone) = phone.filter(|_| errors.is_empty()) else {
         return Err(errors);
     };
+    let id = Uuid::now_v7();
     let row = contact::Model {
-        id: Uuid::now_v7(),
+        id,
         tenant_id: tenant.uuid(),
-        vendor_contact_id: vendor_id(),
+        vendor_contact_id: vendor_id(id),
         search: search_text(phone.e164(), name.as_deref(), email.as_deref()),
         country_code: country.or_else(|| phone.country().map(str::to_owned)),
         phone: phone.e164().to_owned(),
