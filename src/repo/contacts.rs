@@ -15,8 +15,19 @@ use crate::ids::TenantId;
 
 pub use super::contact_search::{ListFilter, SortField, list};
 
-/// Rows per INSERT statement (SQLite allows 32,766 bound values; a contact has 19 columns).
+/// Most rows per INSERT statement on SQLite (a contact has 19 columns; the limit is 32,766
+/// bound values).
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// Rough bytes a contact takes on the wire, for [`super::statement_chunks`].
+fn contact_size(m: &contact::Model) -> usize {
+    200 + m.name.as_ref().map_or(0, String::len)
+        + m.email.as_ref().map_or(0, String::len)
+        + m.tags.len()
+        + m.labels.len()
+        + m.params.len()
+        + m.search.len()
+}
 
 /// The next `limit` contacts after `after` (creation time, id), oldest first: the export scan.
 pub async fn after(
@@ -122,10 +133,9 @@ async fn insert_tags(
     db: &impl ConnectionTrait,
     rows: Vec<contact_tag::ActiveModel>,
 ) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_STATEMENT * 4).collect();
-        contact_tag::Entity::insert_many(chunk)
+    let backend = db.get_database_backend();
+    for chunk in super::statement_chunks(backend, &rows, ROWS_PER_STATEMENT * 4, |_| 80) {
+        contact_tag::Entity::insert_many(chunk.iter().cloned())
             .exec_without_returning(db)
             .await?;
     }
@@ -151,7 +161,10 @@ pub async fn insert_many(
     rows: Vec<(contact::Model, Vec<String>)>,
 ) -> Result<HashSet<Uuid>, DbErr> {
     let mut inserted = HashSet::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let backend = db.get_database_backend();
+    for chunk in
+        super::statement_chunks(backend, &rows, ROWS_PER_STATEMENT, |(m, _)| contact_size(m))
+    {
         let models = chunk.iter().map(|(m, _)| m.clone().into_active_model());
         let res = contact::Entity::insert_many(models)
             .on_conflict_do_nothing_on([contact::Column::TenantId, contact::Column::Phone])
@@ -282,5 +295,15 @@ pub async fn touch_conversation(
         ],
     ))
     .await?;
+    Ok(())
+}
+
+/// Refreshes PostgreSQL's planner statistics of the contact tables (after a large import);
+/// SQLite plans without them.
+pub async fn refresh_statistics(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE contacts, contact_tags, contact_counts")
+            .await?;
+    }
     Ok(())
 }

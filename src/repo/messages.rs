@@ -304,7 +304,8 @@ pub async fn find_by_provider_id(
         .await
 }
 
-/// Inserts several message rows in one statement (one commit for all).
+/// Inserts several message rows: one statement on SQLite, statements of about 12 KiB on
+/// PostgreSQL (run it in a transaction for one commit).
 pub async fn insert_many(
     db: &impl ConnectionTrait,
     rows: Vec<message::Model>,
@@ -312,9 +313,17 @@ pub async fn insert_many(
     if rows.is_empty() {
         return Ok(());
     }
-    let models = rows.into_iter().map(message::ActiveModel::from);
-    message::Entity::insert_many(models)
-        .exec_without_returning(db)
-        .await?;
+    let backend = db.get_database_backend();
+    let size = |m: &message::Model| {
+        300 + m.body.as_ref().map_or(0, String::len)
+            + m.location.as_ref().map_or(0, String::len)
+            + m.media_filename.as_ref().map_or(0, String::len)
+            + m.idempotency_key.as_ref().map_or(0, String::len)
+    };
+    for chunk in super::statement_chunks(backend, &rows, rows.len(), size) {
+        message::Entity::insert_many(chunk.iter().cloned().map(message::ActiveModel::from))
+            .exec_without_returning(db)
+            .await?;
+    }
     Ok(())
 }

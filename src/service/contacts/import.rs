@@ -35,6 +35,9 @@ const MAX_REPORTED_ERRORS: usize = 100;
 const BATCH: usize = 5000;
 /// Bytes inspected before any row is read.
 const PREFIX: usize = 64 * 1024;
+/// Imports at least this large refresh the planner's statistics (PostgreSQL), so the next
+/// list or search is planned for the directory's new size rather than waiting for autovacuum.
+const ANALYZE_AFTER: u64 = 10_000;
 /// Most contacts in one JSON bulk request.
 pub const MAX_BULK: usize = 1000;
 
@@ -353,6 +356,9 @@ where
         Some(e) => Err(e),
         None => {
             out.errors.sort_by_key(|e| e.line);
+            if out.imported >= ANALYZE_AFTER {
+                repo::contacts::refresh_statistics(&state.db).await?;
+            }
             Ok(out)
         }
     }

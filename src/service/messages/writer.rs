@@ -1,7 +1,7 @@
-//! Group commit for new messages: concurrent sends are written together, one statement and
+//! Group commit for new messages: concurrent sends are written together, one transaction and
 //! one commit per batch, and each request is answered only once its row is committed.
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::repo;
@@ -46,7 +46,12 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
             continue;
         }
         let rows = jobs.iter().map(|(r, _)| r.clone()).collect();
-        match repo::messages::insert_many(&db, rows).await {
+        let together = async {
+            let txn = db.begin().await?;
+            repo::messages::insert_many(&txn, rows).await?;
+            txn.commit().await
+        };
+        match together.await {
             Ok(()) => {
                 for (_, done) in jobs {
                     let _ = done.send(Ok(()));
