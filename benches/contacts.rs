@@ -20,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
-use support::{env_num, percentile, post, start_server};
+use serde_json::Value;
+use support::{env_num, percentile, register, start_server};
 
 const AREA: [u32; 12] = [212, 213, 310, 312, 415, 617, 646, 702, 713, 718, 801, 917];
 const FIRST: [&str; 20] = [
@@ -218,17 +218,7 @@ async fn run(label: &str, env: &[(&str, &str)]) {
         .timeout(Duration::from_secs(1800))
         .build()
         .unwrap();
-    let reg = post(
-        &client,
-        format!("http://{base}/api/auth/register"),
-        "",
-        json!({"email": "bench@example.com", "password": "correct-horse-battery", "name": "Bench"}),
-    )
-    .await;
-    let token = reg["data"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = register(&client, &base, "bench@example.com").await;
 
     // Import and export of the benchmark file into an empty directory.
     let file = csv(0, rows);
@@ -311,14 +301,7 @@ async fn main() {
         println!("\n== SQLite at 10k ==");
         let server = start_server(None, &[]).await;
         let client = reqwest::Client::new();
-        let reg = post(
-            &client,
-            format!("http://{}/api/auth/register", server.base),
-            "",
-            json!({"email": "small@example.com", "password": "correct-horse-battery", "name": "Small"}),
-        )
-        .await;
-        let token = reg["data"]["accessToken"].as_str().unwrap().to_owned();
+        let token = register(&client, &server.base, "small@example.com").await;
         let (v, secs) = import(&client, &server.base, &token, csv(0, 10_000)).await;
         println!(
             "import 10000 rows: {secs:.2} s; imported {}",

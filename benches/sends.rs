@@ -26,17 +26,7 @@ fn recipient(i: usize) -> String {
 
 async fn setup(base: &str) -> (String, String) {
     let client = reqwest::Client::new();
-    let reg = post(
-        &client,
-        format!("http://{base}/api/auth/register"),
-        "",
-        json!({"email": "bench@example.com", "password": "correct-horse-battery", "name": "Bench"}),
-    )
-    .await;
-    let token = reg["data"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = support::register(&client, base, "bench@example.com").await;
     let s = post(
         &client,
         format!("http://{base}/api/v1/whatsapp"),

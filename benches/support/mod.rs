@@ -116,3 +116,18 @@ pub async fn post(client: &reqwest::Client, url: String, token: &str, body: Valu
         .await
         .unwrap()
 }
+
+/// Registers a tenant owner on the gateway at `base`; returns the access token.
+pub async fn register(client: &reqwest::Client, base: &str, email: &str) -> String {
+    let reg = post(
+        client,
+        format!("http://{base}/api/auth/register"),
+        "",
+        serde_json::json!({"email": email, "password": "correct-horse-battery", "name": "Bench"}),
+    )
+    .await;
+    reg["data"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}

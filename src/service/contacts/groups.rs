@@ -317,6 +317,15 @@ pub async fn add_members(
     let now = state.clock.now();
     let changed =
         repo::contact_groups::add_members(&state.db, p.tenant_id, group, &ids, now).await?;
+    members_outcome(state, p, group, changed).await
+}
+
+async fn members_outcome(
+    state: &AppState,
+    p: &Principal,
+    group: Uuid,
+    changed: u64,
+) -> AppResult<MembersOutcome> {
     let counts = repo::contact_groups::member_counts(&state.db, p.tenant_id, &[group]).await?;
     Ok(MembersOutcome {
         changed,
@@ -336,9 +345,5 @@ pub async fn remove_members(
         .await?
         .ok_or_else(group_not_found)?;
     let changed = repo::contact_groups::remove_members(&state.db, p.tenant_id, group, &ids).await?;
-    let counts = repo::contact_groups::member_counts(&state.db, p.tenant_id, &[group]).await?;
-    Ok(MembersOutcome {
-        changed,
-        member_count: counts.get(&group).copied().unwrap_or(0),
-    })
+    members_outcome(state, p, group, changed).await
 }
