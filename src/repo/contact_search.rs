@@ -27,6 +27,70 @@ pub enum SortField {
     LastMessageAt,
 }
 
+/// Where a keyset page starts: the sort value and id of the previous page's last row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Keyset {
+    /// The sort column's value (`None`: NULL, a contact without a name or a message).
+    pub value: Option<KeyValue>,
+    /// The row's id (the tie-breaker).
+    pub id: Uuid,
+}
+
+/// A sort column's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyValue {
+    /// `created_at` or `last_message_at`.
+    Time(chrono::DateTime<chrono::Utc>),
+    /// `name`.
+    Text(String),
+}
+
+impl Keyset {
+    /// The key of `m` under `sort`.
+    pub fn of(m: &contact::Model, sort: SortField) -> Self {
+        let value = match sort {
+            SortField::CreatedAt => Some(KeyValue::Time(m.created_at)),
+            SortField::Name => m.name.clone().map(KeyValue::Text),
+            SortField::LastMessageAt => m.last_message_at.map(KeyValue::Time),
+        };
+        Keyset { value, id: m.id }
+    }
+}
+
+fn sort_column(sort: SortField) -> contact::Column {
+    match sort {
+        SortField::CreatedAt => contact::Column::CreatedAt,
+        SortField::Name => contact::Column::Name,
+        SortField::LastMessageAt => contact::Column::LastMessageAt,
+    }
+}
+
+/// Rows after `k` in the order `sort`, `order` (NULLs last either way), then id.
+fn after_key(k: &Keyset, sort: SortField, order: &Order) -> Condition {
+    let col = Expr::col((contact::Entity, sort_column(sort)));
+    let id = Expr::col((contact::Entity, contact::Column::Id));
+    let desc = matches!(order, Order::Desc);
+    let id_after = if desc { id.lt(k.id) } else { id.gt(k.id) };
+    match &k.value {
+        None => Condition::all().add(col.is_null()).add(id_after),
+        Some(v) => {
+            let v: sea_orm::Value = match v {
+                KeyValue::Time(t) => (*t).into(),
+                KeyValue::Text(s) => s.clone().into(),
+            };
+            let beyond = if desc {
+                col.clone().lt(v.clone())
+            } else {
+                col.clone().gt(v.clone())
+            };
+            Condition::any()
+                .add(beyond)
+                .add(Condition::all().add(col.clone().eq(v)).add(id_after))
+                .add(col.is_null())
+        }
+    }
+}
+
 /// What a list matches.
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -187,6 +251,9 @@ pub async fn tenant_total(db: &impl ConnectionTrait, tenant: TenantId) -> Result
 
 /// A page of the tenant's contacts and the number matching. Every order ends with the id, so
 /// pages never overlap or skip rows that tie.
+/// With `after`, the page starts after that key instead of at `offset` (keyset paging: rows
+/// added or removed elsewhere in the list don't shift it).
+#[allow(clippy::too_many_arguments)]
 pub async fn list(
     db: &impl ConnectionTrait,
     tenant: TenantId,
@@ -195,8 +262,13 @@ pub async fn list(
     order: Order,
     offset: u64,
     limit: u64,
+    after: Option<&Keyset>,
 ) -> Result<(Vec<contact::Model>, u64), DbErr> {
     let backend = db.get_database_backend();
+    let (offset, keyset) = match after {
+        Some(k) => (0, Some(after_key(k, sort, &order))),
+        None => (offset, None),
+    };
     if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
         let q = with_membership(
             tenant_rows(backend, tenant, uses_fts(backend, s)),
@@ -205,6 +277,16 @@ pub async fn list(
             false,
         )
         .filter(search_condition(backend, s));
+        // The count covers the whole result, so the keyset bound goes in a filter that the
+        // window does not see... which SQL cannot do in one pass: count separately then.
+        if let Some(k) = keyset {
+            let total = q.clone().count(db).await?;
+            let rows = sorted(q.filter(k), sort, order)
+                .limit(limit)
+                .all(db)
+                .await?;
+            return Ok((rows, total));
+        }
         let rows = sorted(q.clone(), sort, order)
             .column_as(Expr::cust("COUNT(*) OVER ()"), "total_count")
             .offset(offset)
@@ -245,12 +327,15 @@ pub async fn list(
     // Fewer than one in twenty: read the members and sort them; otherwise walk the sort
     // index, where a page fills after a few dozen rows.
     let members_drive = (f.tag.is_some() || f.group_id.is_some()) && total.saturating_mul(20) < all;
-    let q = with_membership(
+    let mut q = with_membership(
         tenant_rows(backend, tenant, members_drive),
         tenant,
         f,
         members_drive,
     );
+    if let Some(k) = keyset {
+        q = q.filter(k);
+    }
     let rows = sorted(q, sort, order)
         .offset(offset)
         .limit(limit)

@@ -86,6 +86,7 @@ impl PageRequest {
             limit: self.limit,
             total,
             total_pages: total.div_ceil(self.limit),
+            next_cursor: None,
         }
     }
 }
@@ -102,4 +103,8 @@ pub struct Pagination {
     pub total: u64,
     /// Number of pages.
     pub total_pages: u64,
+    /// Contact lists only: pass it as `cursor` to get the rows after this page's last one,
+    /// unaffected by contacts added or removed meanwhile. Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
