@@ -78,10 +78,12 @@ async fn create_and_list_have_the_documented_shapes() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["success"], true);
+    let pg = &r.body["pagination"];
     assert_eq!(
-        r.body["pagination"],
-        json!({"page": 1, "limit": 2, "total": 4, "totalPages": 2})
+        (&pg["page"], &pg["limit"], &pg["total"], &pg["totalPages"]),
+        (&json!(1), &json!(2), &json!(4), &json!(2))
     );
+    assert!(pg["nextCursor"].is_string(), "a full page offers a cursor");
     let first = &r.body["data"][0];
     for key in ["id", "phone", "name", "optIn"] {
         assert!(first.get(key).is_some(), "{key} missing: {first}");
@@ -735,4 +737,109 @@ async fn filters_agree_whichever_index_drives_the_page() {
         .await;
     assert_eq!(list("limit=1".into()).await.0, 44);
     assert_eq!(list("tag=common".into()).await.0, 39);
+}
+
+/// Follows `nextCursor` from `first` to the end; returns the phones seen.
+async fn walk(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut path = format!("/api/contacts?{query}");
+    loop {
+        let r = app.get(&path, Auth::Bearer(token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        seen.extend(phones(&r.body));
+        match r.body["pagination"]["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/contacts?{query}&cursor={c}"),
+            None => return seen,
+        }
+        // Contacts arriving mid-walk must not shift what is left of it.
+        static LATE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LATE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        create(
+            app,
+            token,
+            json!({"phone": format!("+1212555{n:04}"), "name": format!("Zz late {n}")}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn cursor_pages_are_stable_while_contacts_arrive() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@cursor.test").await;
+    let names = ["Cleo", "Abe", "", "Bea", "Abe"];
+    let mut made = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut body = json!({"phone": format!("+1415555{i:04}")});
+        if !name.is_empty() {
+            body["name"] = json!(name);
+        }
+        made.push(
+            create(&app, &token, body).await["phone"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Newest first: the late arrivals land before the cursor and are not seen.
+    let newest: Vec<String> = made.iter().rev().cloned().collect();
+    assert_eq!(walk(&app, &token, "limit=2").await, newest);
+    // By name, contacts without one last, ties by id; the late "Zz" names sort after the
+    // cursor, so only the originals are compared.
+    let by_name = walk(&app, &token, "limit=2&sortBy=name&sortOrder=asc").await;
+    let originals: Vec<&String> = by_name.iter().filter(|p| made.contains(p)).collect();
+    assert_eq!(
+        originals,
+        [&made[1], &made[4], &made[3], &made[0], &made[2]],
+        "Abe, Abe, Bea, Cleo, then the unnamed one"
+    );
+    let mut unique = by_name.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), by_name.len(), "no contact twice");
+
+    let first = app
+        .get("/api/contacts?limit=2&sortBy=name", Auth::Bearer(&token))
+        .await;
+    let cursor = first.body["pagination"]["nextCursor"].as_str().unwrap();
+    let other = app
+        .get(
+            &format!("/api/contacts?limit=2&cursor={cursor}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    other.assert_error(400, "VALIDATION_ERROR");
+    assert!(other.body["errors"]["cursor"].is_string());
+    app.get("/api/contacts?cursor=garbage", Auth::Bearer(&token))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+
+    // The second vendor's list carries the cursor too.
+    let v = app
+        .get("/api/whatsapp/contacts?limit=3", Auth::Bearer(&token))
+        .await;
+    let c = v.body["data"]["nextCursor"].as_str().unwrap();
+    assert_eq!(v.body["data"]["hasNext"], true);
+    let v2 = app
+        .get(
+            &format!("/api/whatsapp/contacts?limit=3&cursor={c}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(v2.status, StatusCode::OK, "{}", v2.body);
+    let before: Vec<&Value> = v.body["data"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let after: Vec<&Value> = v2.body["data"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(
+        before
+            .iter()
+            .all(|b| after.iter().all(|a| a["id"] != b["id"]))
+    );
 }

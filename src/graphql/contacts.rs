@@ -104,7 +104,10 @@ pub struct ContactQueries;
 
 #[Object]
 impl ContactQueries {
-    /// The tenant's contacts: newest first unless sorted otherwise.
+    /// The tenant's contacts: newest first unless sorted otherwise. `cursor` (a previous
+    /// page's `pagination.nextCursor`) continues right after that page, whatever was added
+    /// meanwhile.
+    #[allow(clippy::too_many_arguments)]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -113,6 +116,7 @@ impl ContactQueries {
         limit: Option<i64>,
         sort_by: Option<ContactSort>,
         sort_order: Option<SortOrder>,
+        cursor: Option<String>,
     ) -> Result<ContactPage> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -123,6 +127,7 @@ impl ContactQueries {
             group_id: f.group_id.map(|g| g.to_string()),
             sort_by: sort_by.map(|s| s.as_str().to_owned()),
             sort_order: sort_order.map(|s| s.as_str().to_owned()),
+            cursor,
         };
         contacts::list(app(ctx)?, &p, q, page).await.gql()
     }

@@ -46,6 +46,9 @@ pub struct ContactListQuery {
     pub sort_by: Option<String>,
     /// `desc` (default) or `asc`.
     pub sort_order: Option<String>,
+    /// `pagination.nextCursor` of the previous page: continue right after its last contact
+    /// (stable while contacts are added or removed; `page` is then ignored).
+    pub cursor: Option<String>,
 }
 
 impl ContactListQuery {
@@ -58,6 +61,7 @@ impl ContactListQuery {
                 group_id: self.group_id,
                 sort_by: self.sort_by,
                 sort_order: self.sort_order,
+                cursor: self.cursor,
             },
             page,
         ))

@@ -186,6 +186,9 @@ pub struct VendorContactList {
     pub limit: u64,
     /// Whether another page follows.
     pub has_next: bool,
+    /// Pass as `cursor` for the next page, unaffected by contacts added meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `?page=&limit=&search=&sortBy=&sortOrder=` (plus `tag` and `groupId`).
@@ -207,6 +210,8 @@ pub struct VendorListQuery {
     pub tag: Option<String>,
     /// Only members of this group.
     pub group_id: Option<String>,
+    /// `nextCursor` of the previous page: continue right after its last contact.
+    pub cursor: Option<String>,
 }
 
 fn vendor_page(q: &VendorListQuery) -> Result<PageRequest, AppError> {
@@ -240,6 +245,7 @@ pub async fn list(
 ) -> VendorResult {
     let Query(q) = q?;
     let page = vendor_page(&q)?;
+    let by_cursor = q.cursor.as_deref().is_some_and(|c| !c.trim().is_empty());
     let out = contacts::list(
         &state,
         &p,
@@ -249,6 +255,7 @@ pub async fn list(
             group_id: q.group_id,
             sort_by: q.sort_by,
             sort_order: q.sort_order,
+            cursor: q.cursor,
         },
         page,
     )
@@ -259,7 +266,12 @@ pub async fn list(
         total: pg.total,
         page: pg.page,
         limit: pg.limit,
-        has_next: pg.page < pg.total_pages,
+        has_next: if by_cursor {
+            pg.next_cursor.is_some()
+        } else {
+            pg.page < pg.total_pages
+        },
+        next_cursor: pg.next_cursor,
     }))
 }
 

@@ -277,8 +277,7 @@ pub async fn list(
             false,
         )
         .filter(search_condition(backend, s));
-        // The count covers the whole result, so the keyset bound goes in a filter that the
-        // window does not see... which SQL cannot do in one pass: count separately then.
+        // Under a keyset bound the window would count only the rows after it: count apart.
         if let Some(k) = keyset {
             let total = q.clone().count(db).await?;
             let rows = sorted(q.filter(k), sort, order)

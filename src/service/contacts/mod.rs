@@ -4,6 +4,7 @@
 //! email and phone digits that the trigram index serves. Tags live on the row (for output) and
 //! in `contact_tags` (for filters and counts), always written together.
 
+mod cursor;
 mod export;
 mod groups;
 mod import;
@@ -231,6 +232,16 @@ pub async fn list(
             }
         },
     };
+    let after = match q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match cursor::decode(c, sort, order) {
+            Ok(k) => Some(k),
+            Err(msg) => {
+                errors.insert("cursor".into(), msg.into());
+                None
+            }
+        },
+    };
     if q.search.as_ref().is_some_and(|s| s.chars().count() > 200) {
         errors.insert(
             "search".into(),
@@ -240,7 +251,7 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(AppError::fields(errors));
     }
-    list_sorted(state, p.tenant_id, q, group_id, sort, order, page).await
+    list_sorted(state, p.tenant_id, q, group_id, (sort, order), page, after).await
 }
 
 async fn list_sorted(
@@ -248,9 +259,9 @@ async fn list_sorted(
     tenant: TenantId,
     q: ContactQuery,
     group_id: Option<Uuid>,
-    sort: ContactSort,
-    order: SortOrder,
+    (sort, order): (ContactSort, SortOrder),
     page: PageRequest,
+    after: Option<repo::contact_search::Keyset>,
 ) -> AppResult<ContactPage> {
     let filter = ListFilter {
         search: q.search.as_deref().and_then(search_text),
@@ -262,7 +273,7 @@ async fn list_sorted(
         ContactSort::Name => SortField::Name,
         ContactSort::LastMessageAt => SortField::LastMessageAt,
     };
-    let order = match order {
+    let db_order = match order {
         SortOrder::Asc => Order::Asc,
         SortOrder::Desc => Order::Desc,
     };
@@ -271,14 +282,22 @@ async fn list_sorted(
         tenant,
         &filter,
         field,
-        order,
+        db_order,
         page.offset(),
         page.limit,
+        after.as_ref(),
     )
     .await?;
+    let mut pagination = page.pagination(total);
+    if rows.len() as u64 == page.limit
+        && let Some(last) = rows.last()
+    {
+        let key = repo::contact_search::Keyset::of(last, field);
+        pagination.next_cursor = Some(cursor::encode(&key, sort, order));
+    }
     Ok(ContactPage {
         data: rows.iter().map(output).collect(),
-        pagination: page.pagination(total),
+        pagination,
     })
 }
 

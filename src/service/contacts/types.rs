@@ -254,6 +254,8 @@ pub struct ContactQuery {
     pub sort_by: Option<String>,
     /// `asc` or `desc`.
     pub sort_order: Option<String>,
+    /// `nextCursor` of the previous page: continue after its last row (instead of `page`).
+    pub cursor: Option<String>,
 }
 
 /// A page of contacts.
