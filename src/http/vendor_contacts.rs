@@ -526,3 +526,68 @@ pub async fn bulk(
             .collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn render(e: AppError) -> (u16, serde_json::Value) {
+        let res = VendorError(e).into_response();
+        let status = res.status().as_u16();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_documented_error_has_its_status_and_text() {
+        let table = [
+            (
+                AppError::field("userNumber", "Phone number (userNumber) is required"),
+                400,
+                "Phone number (userNumber) is required",
+            ),
+            (
+                AppError::field("body", "No valid fields to update"),
+                400,
+                "No valid fields to update",
+            ),
+            (
+                AppError::Unauthorized("Missing X-API-Key header".into()),
+                401,
+                "Unauthorized",
+            ),
+            (
+                AppError::NotFound("Contact not found".into()),
+                404,
+                "Contact not found",
+            ),
+            (
+                AppError::Conflict(contacts::DUPLICATE.into()),
+                409,
+                "Contact with this phone number already exists",
+            ),
+            (
+                AppError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "Rate limit exceeded",
+            ),
+            (
+                AppError::internal(anyhow::anyhow!("secret detail")),
+                500,
+                "Internal server error",
+            ),
+        ];
+        for (e, status, text) in table {
+            let (s, body) = render(e).await;
+            assert_eq!(s, status, "{text}");
+            assert_eq!(body["success"], false);
+            assert_eq!(body["error"], text);
+            assert!(body.get("code").is_none());
+            assert!(!body.to_string().contains("secret detail"));
+        }
+    }
+}
