@@ -843,3 +843,86 @@ async fn cursor_pages_are_stable_while_contacts_arrive() {
             .all(|b| after.iter().all(|a| a["id"] != b["id"]))
     );
 }
+
+#[tokio::test]
+async fn odd_input_is_a_4xx_never_a_500() {
+    let app = TestApp::spawn().await;
+    let token = app.token("owner@odd.test").await;
+    let odd = create(
+        &app,
+        &token,
+        json!({"phone": "+14155550100", "name": "Odd"}),
+    )
+    .await;
+    for q in [
+        "search=%00%00%00",
+        "search=%22%22%22%22",
+        "search=*%20OR%20NEAR(a%20b)",
+        "search=%E2%80%AE%F0%9F%98%80%F0%9F%98%80",
+        "search=a%25_%5C",
+        "tag=%00",
+        "groupId=not-a-uuid",
+        "cursor=eyJzIjoxfQ",
+        "page=-1",
+        "limit=abc",
+    ] {
+        let r = app
+            .get(&format!("/api/contacts?{q}"), Auth::Bearer(&token))
+            .await;
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+            "{q}: {} {}",
+            r.status,
+            r.body
+        );
+        let v = app
+            .get(&format!("/api/whatsapp/contacts?{q}"), Auth::Bearer(&token))
+            .await;
+        assert!(
+            v.status == StatusCode::OK || v.status == StatusCode::BAD_REQUEST,
+            "{q}: {} {}",
+            v.status,
+            v.body
+        );
+        assert!(v.body["success"].is_boolean());
+    }
+    let s = app
+        .get(
+            &format!("/api/contacts?search={}", "x".repeat(201)),
+            Auth::Bearer(&token),
+        )
+        .await;
+    s.assert_error(400, "VALIDATION_ERROR");
+    for body in [
+        json!({"tags": "vip"}),
+        json!({"params": "x"}),
+        json!({"is_blocked": "yes"}),
+        json!({"name": 5}),
+    ] {
+        let r = app
+            .patch(
+                &format!("/api/whatsapp/contacts/{}", odd["id"].as_str().unwrap()),
+                Auth::Bearer(&token),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(r.body["success"], false);
+        assert!(r.body["error"].is_string());
+    }
+    let gql = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { createContact(input: {phone: \"+14155550101\", params: [1, 2]}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        gql["errors"][0]["extensions"]["code"], "VALIDATION_ERROR",
+        "{gql}"
+    );
+    let bad_id = app
+        .get("/api/contacts/not-a-uuid", Auth::Bearer(&token))
+        .await;
+    bad_id.assert_error(400, "VALIDATION_ERROR");
+}

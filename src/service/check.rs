@@ -66,6 +66,9 @@ impl Check {
         } else if chars > max {
             self.add(field, format!("{field} must be at most {max} characters"));
             None
+        } else if raw.contains('\0') {
+            self.add(field, format!("{field} must not contain NUL characters"));
+            None
         } else {
             Some(raw.to_owned())
         }

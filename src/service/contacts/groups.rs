@@ -108,6 +108,10 @@ fn name_rule(errors: &mut FieldErrors, raw: Option<&str>, required: bool) -> Opt
             }
             None
         }
+        Some(n) if n.contains('\0') => {
+            errors.insert("name".into(), "name must not contain NUL characters".into());
+            None
+        }
         Some(n) if n.chars().count() > MAX_GROUP_NAME => {
             errors.insert(
                 "name".into(),
@@ -121,6 +125,12 @@ fn name_rule(errors: &mut FieldErrors, raw: Option<&str>, required: bool) -> Opt
 
 fn description_rule(errors: &mut FieldErrors, raw: Option<String>) -> Option<String> {
     let d = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+    if d.contains('\0') {
+        errors.insert(
+            "description".into(),
+            "description must not contain NUL characters".into(),
+        );
+    }
     if d.chars().count() > MAX_DESCRIPTION {
         errors.insert(
             "description".into(),

@@ -168,7 +168,9 @@ pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> 
 /// Normalises search input: phone-like text (digits, `+`, spaces, dashes, dots, brackets)
 /// matches on its digits; anything else lower-cased.
 fn search_text(raw: &str) -> Option<String> {
-    let t = raw.trim();
+    // Control characters can match nothing (and PostgreSQL refuses NUL in text).
+    let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let t = cleaned.trim();
     if t.is_empty() {
         return None;
     }
@@ -265,7 +267,10 @@ async fn list_sorted(
 ) -> AppResult<ContactPage> {
     let filter = ListFilter {
         search: q.search.as_deref().and_then(search_text),
-        tag: q.tag.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+        tag: q
+            .tag
+            .map(|t| t.trim().replace('\0', ""))
+            .filter(|t| !t.is_empty()),
         group_id,
     };
     let field = match sort {

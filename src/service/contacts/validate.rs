@@ -83,6 +83,10 @@ impl Rules<'_> {
 
     fn text(&mut self, field: &str, raw: Option<String>, max: usize) -> Option<String> {
         let v = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+        if v.contains('\0') {
+            self.add(field, format!("{field} must not contain NUL characters"));
+            return None;
+        }
         if v.chars().count() > max {
             self.add(field, format!("{field} must be at most {max} characters"));
             return None;
@@ -118,6 +122,10 @@ impl Rules<'_> {
         for t in raw.unwrap_or_default() {
             let t = t.trim();
             if t.is_empty() || out.iter().any(|o| o == t) {
+                continue;
+            }
+            if t.contains('\0') {
+                self.add(field, format!("{field} must not contain NUL characters"));
                 continue;
             }
             if t.chars().count() > MAX_TAG {
