@@ -53,6 +53,10 @@ pub struct AppState {
     pub writer: MessageWriter,
     /// Sessions recently seen connected (spares the send path a read).
     pub connected: Arc<ConnectedCache>,
+    /// Taken by this instance's batched bookkeeping transactions (send results, receipts) so
+    /// they run one at a time: two batches updating the same messages in different orders
+    /// deadlock on PostgreSQL, and each deadlock costs a second before it is detected.
+    pub bookkeeping: Arc<tokio::sync::Mutex<()>>,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -93,6 +97,7 @@ impl AppState {
         Self {
             writer: MessageWriter::spawn(db.clone()),
             connected: Arc::default(),
+            bookkeeping: Arc::default(),
             db,
             cfg,
             jwt,

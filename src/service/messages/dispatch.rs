@@ -350,6 +350,7 @@ async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>) {
 async fn record_all(state: &AppState, records: Vec<Record>) {
     let now = state.clock.now();
     let together = async {
+        let _turn = state.bookkeeping.lock().await;
         let txn = repo::begin_bookkeeping(&state.db).await?;
         let mut changed = Vec::new();
         for r in &records {

@@ -92,6 +92,7 @@ async fn apply_status(
 /// the changes. If the transaction fails, they are applied one by one.
 async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
     let result = async {
+        let _turn = state.bookkeeping.lock().await;
         let txn = repo::begin_bookkeeping(&state.db).await?;
         let mut changed = Vec::new();
         for u in receipts.iter().cloned() {
