@@ -581,7 +581,7 @@ async fn graphql_shares_the_store() {
         .graphql(
             Auth::Bearer(&token),
             "mutation($id: ID!) { deleteContact(id: $id) }",
-            json!({"id": rid}),
+            json!({"id": format!("contact_{rid}")}),
         )
         .await;
     assert_eq!(del["data"]["deleteContact"], true);

@@ -195,7 +195,7 @@ impl ContactMutations {
             .gql()
     }
 
-    /// Change some fields of a contact.
+    /// Change some fields of a contact (by UUID, `contact_<uuid>` or vendor contact id).
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
@@ -215,16 +215,15 @@ impl ContactMutations {
             opt_in: input.opt_in,
             is_blocked: input.is_blocked,
         };
-        let id = parse_id(&id, "id")?;
-        contacts::update(app(ctx)?, &p, id, update, Family::Contacts)
+        contacts::update_by_ref(app(ctx)?, &p, id.as_str(), update, Family::Contacts)
             .await
             .gql()
     }
 
-    /// Delete a contact.
+    /// Delete a contact (by UUID, `contact_<uuid>` or vendor contact id).
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
-        contacts::delete(app(ctx)?, &p, parse_id(&id, "id")?)
+        contacts::delete_by_ref(app(ctx)?, &p, id.as_str())
             .await
             .gql()?;
         Ok(true)

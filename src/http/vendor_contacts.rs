@@ -417,7 +417,6 @@ pub async fn update(
 ) -> VendorResult {
     let Path(id) = id?;
     let ValidJson(b) = body?;
-    let current = contacts::find(&state, &p, &id).await?;
     let input = UpdateContactInput {
         name: b.name,
         email: b.email,
@@ -429,7 +428,7 @@ pub async fn update(
         opt_in: b.opted_in,
         ..UpdateContactInput::default()
     };
-    let c = contacts::update(&state, &p, current.id, input, Family::Vendor).await?;
+    let c = contacts::update_by_ref(&state, &p, &id, input, Family::Vendor).await?;
     Ok(envelope::ok(VendorPatched {
         id: prefixed(c.id),
         name: c.name,
@@ -459,8 +458,7 @@ pub async fn delete(
     id: Result<Path<String>, AppError>,
 ) -> VendorResult {
     let Path(id) = id?;
-    let current = contacts::find(&state, &p, &id).await?;
-    contacts::delete(&state, &p, current.id).await?;
+    contacts::delete_by_ref(&state, &p, &id).await?;
     Ok(envelope::message("Contact deleted"))
 }
 

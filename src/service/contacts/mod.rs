@@ -130,6 +130,29 @@ pub async fn find(state: &AppState, p: &Principal, reference: &str) -> AppResult
     found.map(|m| output(&m)).ok_or_else(not_found)
 }
 
+/// The id of the contact `reference` names (any form [`find`] accepts).
+async fn resolve(state: &AppState, p: &Principal, reference: &str) -> AppResult<Uuid> {
+    find(state, p, reference).await.map(|c| c.id)
+}
+
+/// [`update`] for a contact named by any of its ids.
+pub async fn update_by_ref(
+    state: &AppState,
+    p: &Principal,
+    reference: &str,
+    input: UpdateContactInput,
+    family: Family,
+) -> AppResult<ContactOutput> {
+    let id = resolve(state, p, reference).await?;
+    update(state, p, id, input, family).await
+}
+
+/// [`delete`] for a contact named by any of its ids.
+pub async fn delete_by_ref(state: &AppState, p: &Principal, reference: &str) -> AppResult<()> {
+    let id = resolve(state, p, reference).await?;
+    delete(state, p, id).await
+}
+
 /// Applies a partial update. Nothing to change is a 400 "No valid fields to update".
 pub async fn update(
     state: &AppState,
