@@ -15,7 +15,7 @@ use crate::{
     events::EventBus,
     http,
     provider::UpdateSink,
-    service::{messages, sessions},
+    service::{messages, sessions, webhooks},
     state::{AppState, Overrides},
 };
 
@@ -55,7 +55,7 @@ pub async fn build_state(
         bus,
         overrides,
         updates,
-    );
+    )?;
     {
         let state = state.clone();
         let shutdown = shutdown.clone();
@@ -71,7 +71,10 @@ pub async fn build_state(
     }
     sessions::runtime::resume(&state).await?;
     if state.cfg.messaging.dispatch.enabled {
-        messages::dispatch::spawn(state.clone(), shutdown);
+        messages::dispatch::spawn(state.clone(), shutdown.clone());
+    }
+    if state.cfg.webhooks.enabled {
+        webhooks::worker::spawn(state.clone(), shutdown);
     }
     Ok(state)
 }

@@ -19,6 +19,10 @@ use crate::{
             writer::MessageWriter,
         },
         sessions::SessionRuntime,
+        webhooks::{
+            WebhookRuntime,
+            transport::{HttpTransport, WebhookTransport},
+        },
     },
 };
 
@@ -57,6 +61,8 @@ pub struct AppState {
     /// they run one at a time: two batches updating the same messages in different orders
     /// deadlock on PostgreSQL, and each deadlock costs a second before it is detected.
     pub bookkeeping: Arc<tokio::sync::Mutex<()>>,
+    /// Webhook delivery: the worker's wake-up and outbound HTTP.
+    pub webhooks: WebhookRuntime,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -69,6 +75,8 @@ pub struct Overrides {
     pub providers: Option<Providers>,
     /// Media store to use instead of the data directory.
     pub media: Option<Arc<dyn MediaStore>>,
+    /// Outbound HTTP for webhooks instead of the real client.
+    pub webhook_transport: Option<Arc<dyn WebhookTransport>>,
 }
 
 impl AppState {
@@ -81,7 +89,7 @@ impl AppState {
         bus: EventBus,
         overrides: Overrides,
         updates: UpdateSink,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let per_minute = NonZeroU32::new(cfg.auth_rate_limit).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -94,7 +102,15 @@ impl AppState {
         let fs_media = FsMediaStore::new(cfg.data_dir.join("media"));
         let media_staging = fs_media.staging_dir();
         let media: Arc<dyn MediaStore> = overrides.media.unwrap_or_else(|| Arc::new(fs_media));
-        Self {
+        let transport: Arc<dyn WebhookTransport> = match overrides.webhook_transport {
+            Some(t) => t,
+            None => HttpTransport::new(cfg.webhooks.allow_private)?,
+        };
+        Ok(Self {
+            webhooks: WebhookRuntime {
+                wake: Arc::new(tokio::sync::Notify::new()),
+                transport,
+            },
             writer: MessageWriter::spawn(db.clone()),
             connected: Arc::default(),
             bookkeeping: Arc::default(),
@@ -111,7 +127,7 @@ impl AppState {
             outbox: Arc::new(tokio::sync::Notify::new()),
             updates,
             auth_limiter: limiter,
-        }
+        })
     }
 
     /// Counts one authentication attempt from `ip`; 429 with a retry delay when over quota.

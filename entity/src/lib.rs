@@ -11,3 +11,6 @@ pub mod refresh_token;
 pub mod tenant;
 pub mod user;
 pub mod wa_session;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -7,6 +7,7 @@ mod m20261122_000001_foundation;
 mod m20261122_000002_sessions;
 mod m20261122_000003_messages;
 mod m20261122_000004_contacts;
+mod m20261122_000005_webhooks;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_sessions::Migration),
             Box::new(m20261122_000003_messages::Migration),
             Box::new(m20261122_000004_contacts::Migration),
+            Box::new(m20261122_000005_webhooks::Migration),
         ]
     }
 }

@@ -53,7 +53,11 @@ pub struct MessagingConfig {
     pub idempotency_ttl: Duration,
 }
 
-fn parse_bool(key: &'static str, v: Option<String>, default: bool) -> Result<bool, ConfigError> {
+pub(super) fn parse_bool(
+    key: &'static str,
+    v: Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match non_empty(v).map(|s| s.to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes" | "on") => Ok(true),

@@ -10,8 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::provider::{ProviderKind, sandbox::SandboxConfig};
 
 mod messaging;
+mod webhooks;
 
 pub use messaging::{DispatchConfig, MediaLimits, MessagingConfig};
+pub use webhooks::{DEFAULT_RETRY_SCHEDULE, WebhookConfig};
 
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -143,6 +145,36 @@ pub struct ConfigArgs {
     /// Sandbox: comma-separated numbers that are not on WhatsApp.
     #[arg(long, global = true, env = "WAGATE_SANDBOX_NOT_ON_WHATSAPP")]
     pub sandbox_not_on_whatsapp: Option<String>,
+    /// Whether this instance delivers webhooks.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_ENABLED")]
+    pub webhook_enabled: Option<String>,
+    /// Allow webhook URLs on loopback or private networks.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: Option<String>,
+    /// Comma-separated delays before each webhook try.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_RETRY_SCHEDULE")]
+    pub webhook_retry_schedule: Option<String>,
+    /// Longest a webhook receiver may take to answer.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<String>,
+    /// An endpoint failing this long is disabled.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_DISABLE_AFTER")]
+    pub webhook_disable_after: Option<String>,
+    /// Webhook deliveries in flight at once on this instance.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_CONCURRENCY")]
+    pub webhook_concurrency: Option<String>,
+    /// Webhook deliveries in flight at once to one endpoint.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_ENDPOINT_CONCURRENCY")]
+    pub webhook_endpoint_concurrency: Option<String>,
+    /// Webhook deliveries claimed per database round trip.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_BATCH")]
+    pub webhook_batch: Option<String>,
+    /// How often the webhook worker looks for due deliveries.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_POLL_INTERVAL")]
+    pub webhook_poll_interval: Option<String>,
+    /// How long a claimed webhook delivery is held.
+    #[arg(long, global = true, env = "WAGATE_WEBHOOK_LEASE")]
+    pub webhook_lease: Option<String>,
 }
 
 /// Log output format.
@@ -189,6 +221,8 @@ pub struct Config {
     pub ws_reauth_interval: Duration,
     /// Messages: media limits, dispatcher, idempotency.
     pub messaging: MessagingConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
 }
 
 /// A configuration value that failed validation.
@@ -271,6 +305,7 @@ impl Config {
     /// Validates raw arguments into a configuration.
     pub fn from_args(a: ConfigArgs) -> Result<Self, ConfigError> {
         let messaging = messaging::parse(&a)?;
+        let webhooks = webhooks::parse(&a)?;
         let mut sandbox_messages = SandboxConfig::default();
         messaging::parse_sandbox(&a, &mut sandbox_messages)?;
         let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
@@ -445,6 +480,7 @@ impl Config {
             event_buffer,
             ws_reauth_interval,
             messaging,
+            webhooks,
         })
     }
 
@@ -492,6 +528,7 @@ impl std::fmt::Debug for Config {
             .field("event_buffer", &self.event_buffer)
             .field("ws_reauth_interval", &self.ws_reauth_interval)
             .field("messaging", &self.messaging)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

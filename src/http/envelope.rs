@@ -55,6 +55,19 @@ pub fn created<T: Serialize>(data: T) -> Response {
         .into_response()
 }
 
+/// 202 with data: the work is queued.
+pub fn accepted<T: Serialize>(data: T) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(Envelope {
+            success: true,
+            data,
+            message: None,
+        }),
+    )
+        .into_response()
+}
+
 /// 200 with only a message.
 pub fn message(msg: impl Into<String>) -> Response {
     (

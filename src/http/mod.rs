@@ -15,6 +15,7 @@ pub mod ops;
 pub mod sandbox;
 pub mod sessions;
 pub mod vendor_contacts;
+pub mod webhooks;
 
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
 use tower_http::{
@@ -79,6 +80,13 @@ fn api_router() -> OpenApiRouter<AppState> {
             vendor_contacts::update,
             vendor_contacts::delete
         ))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::secret))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::retry))
+        .routes(routes!(webhooks::test))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }

@@ -25,6 +25,7 @@ use crate::error::ErrorEnvelope;
         (name = "contacts", description = "The contact directory: search, CRUD, tags, CSV import and export"),
         (name = "contact-groups", description = "Contact groups and their members"),
         (name = "whatsapp-contacts", description = "The same directory in the second vendor's API shape (`{success:false, error}` errors); JWT or API key"),
+        (name = "webhooks", description = "Signed, retried delivery of events to your endpoints, with a delivery log"),
         (name = "sandbox", description = "Simulator controls for sandbox sessions"),
         (name = "operations", description = "Health and readiness"),
     )

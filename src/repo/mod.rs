@@ -13,6 +13,8 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,

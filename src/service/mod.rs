@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod messages;
 pub mod pagination;
 pub mod sessions;
+pub mod webhooks;
 
 use crate::error::{AppError, AppResult};
 

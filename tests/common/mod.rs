@@ -4,6 +4,8 @@
 //! schema per test. `TEST_REDIS_URL` names the Redis used by Redis tests.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -71,6 +73,8 @@ pub async fn test_config(dir: &std::path::Path) -> Config {
     cfg.sandbox.delivered_after = std::time::Duration::from_millis(30);
     cfg.sandbox.read_after = std::time::Duration::from_millis(30);
     cfg.messaging.dispatch.poll_interval = std::time::Duration::from_millis(50);
+    cfg.webhooks.allow_private = true;
+    cfg.webhooks.poll_interval = std::time::Duration::from_millis(50);
     if let Ok(base) = std::env::var("TEST_DATABASE_URL")
         && !base.is_empty()
     {

@@ -406,9 +406,15 @@ async fn store_batch(
     if rows.is_empty() {
         return Ok(());
     }
+    let models: Vec<entity::contact::Model> = rows.iter().map(|r| r.0.clone()).collect();
     let txn = state.db.begin().await?;
     let inserted = repo::contacts::insert_many(&txn, rows).await?;
+    let created: Vec<&entity::contact::Model> =
+        models.iter().filter(|m| inserted.contains(&m.id)).collect();
+    let tenant = crate::ids::TenantId(models[0].tenant_id);
+    let n = super::enqueue_events(&txn, state, tenant, "contact.created", &created).await?;
     txn.commit().await?;
+    crate::service::webhooks::wake(state, n);
     for (line, id, phone) in lines {
         if inserted.contains(&id) {
             out.imported += 1;
@@ -474,9 +480,14 @@ pub async fn bulk_import(
             }
         }
     }
+    let models: Vec<entity::contact::Model> = rows.iter().map(|r| r.0.clone()).collect();
     let txn = state.db.begin().await?;
     let inserted = repo::contacts::insert_many(&txn, rows).await?;
+    let created: Vec<&entity::contact::Model> =
+        models.iter().filter(|m| inserted.contains(&m.id)).collect();
+    let n = super::enqueue_events(&txn, state, p.tenant_id, "contact.created", &created).await?;
     txn.commit().await?;
+    crate::service::webhooks::wake(state, n);
     let mut created = Vec::new();
     for (index, given, id, phone) in order {
         if inserted.contains(&id) {

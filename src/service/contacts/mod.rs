@@ -24,7 +24,7 @@ use crate::{
     error::{AppError, AppResult},
     ids::TenantId,
     repo::{self, contacts::ListFilter, contacts::SortField},
-    service::pagination::PageRequest,
+    service::{pagination::PageRequest, webhooks},
     state::AppState,
 };
 
@@ -89,6 +89,24 @@ fn map_unique(e: sea_orm::DbErr) -> AppError {
     }
 }
 
+/// Queues `contact.<kind>` webhook events for changed contacts on `txn` (before commit).
+pub(super) async fn enqueue_events(
+    txn: &impl sea_orm::ConnectionTrait,
+    state: &AppState,
+    tenant: TenantId,
+    kind: &'static str,
+    changed: &[&entity::contact::Model],
+) -> AppResult<usize> {
+    let now = state.clock.now();
+    Ok(webhooks::enqueue_lazy(txn, tenant, now, || {
+        changed
+            .iter()
+            .map(|m| webhooks::WebhookEvent::new(tenant, None, kind, now, output(m)))
+            .collect()
+    })
+    .await?)
+}
+
 /// Creates a contact.
 pub async fn create(
     state: &AppState,
@@ -103,7 +121,9 @@ pub async fn create(
     let saved = repo::contacts::insert(&txn, row, &tags)
         .await
         .map_err(map_unique)?;
+    let n = enqueue_events(&txn, state, p.tenant_id, "contact.created", &[&saved]).await?;
     txn.commit().await.map_err(map_unique)?;
+    webhooks::wake(state, n);
     Ok(output(&saved))
 }
 
@@ -174,17 +194,24 @@ pub async fn update(
         .await
         .map_err(map_unique)?
         .ok_or_else(not_found)?;
+    let n = enqueue_events(&txn, state, p.tenant_id, "contact.updated", &[&saved]).await?;
     txn.commit().await.map_err(map_unique)?;
+    webhooks::wake(state, n);
     Ok(output(&saved))
 }
 
 /// Deletes a contact.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
     let txn = state.db.begin().await?;
+    let gone = repo::contacts::get(&txn, p.tenant_id, id)
+        .await?
+        .ok_or_else(not_found)?;
     if !repo::contacts::delete(&txn, p.tenant_id, id).await? {
         return Err(not_found());
     }
+    let n = enqueue_events(&txn, state, p.tenant_id, "contact.deleted", &[&gone]).await?;
     txn.commit().await?;
+    webhooks::wake(state, n);
     Ok(())
 }
 

@@ -356,11 +356,15 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
         for r in &records {
             changed.extend(record_one(&txn, r, now).await?);
         }
+        let committed = super::enqueue_events(&txn, state, &changed, false).await?;
         txn.commit().await?;
-        Ok::<_, sea_orm::DbErr>(changed)
+        Ok::<_, sea_orm::DbErr>(committed)
     };
     let changed = match together.await {
-        Ok(changed) => changed,
+        Ok((events, enqueued)) => {
+            super::publish_committed(state, events, enqueued).await;
+            return;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
             let mut changed = Vec::new();

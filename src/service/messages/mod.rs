@@ -559,19 +559,46 @@ impl ConnectedCache {
     }
 }
 
-/// Publishes a message change on the bus.
+/// Publishes a message change made outside a transaction: webhook deliveries, then the bus.
 pub(crate) async fn publish(state: &AppState, m: &entity::message::Model, received: bool) {
+    crate::service::webhooks::emit(state, event(state, m, received)).await;
+}
+
+/// Queues the webhook deliveries of message changes on `txn` (before it commits); the live
+/// events to publish once it has.
+pub(crate) async fn enqueue_events(
+    txn: &impl sea_orm::ConnectionTrait,
+    state: &AppState,
+    changed: &[entity::message::Model],
+    received: bool,
+) -> Result<(Vec<Event>, usize), sea_orm::DbErr> {
+    use crate::service::webhooks::{WebhookEvent, enqueue};
+    let events: Vec<Event> = changed.iter().map(|m| event(state, m, received)).collect();
+    let hooks: Vec<WebhookEvent> = events.iter().map(WebhookEvent::from_bus).collect();
+    let n = enqueue(txn, &hooks, state.clock.now()).await?;
+    Ok((events, n))
+}
+
+/// Publishes committed events on the bus and wakes the webhook worker.
+pub(crate) async fn publish_committed(state: &AppState, events: Vec<Event>, enqueued: usize) {
+    crate::service::webhooks::wake(state, enqueued);
+    for e in events {
+        state.bus.publish(e).await;
+    }
+}
+
+/// The live event of a message change.
+fn event(state: &AppState, m: &entity::message::Model, received: bool) -> Event {
     let out = Box::new(output(m));
     let payload = if received {
         EventPayload::MessageReceived(out)
     } else {
         EventPayload::MessageStatus(out)
     };
-    let event = Event::new(
+    Event::new(
         TenantId(m.tenant_id),
         m.session_id,
         state.clock.now(),
         payload,
-    );
-    state.bus.publish(event).await;
+    )
 }

@@ -1,6 +1,6 @@
 //! Receipts and inbound messages reported by providers (and the sandbox's simulated contacts).
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -100,16 +100,13 @@ async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
                 changed.push(m);
             }
         }
+        let committed = super::enqueue_events(&txn, state, &changed, false).await?;
         txn.commit().await?;
-        AppResult::Ok(changed)
+        AppResult::Ok(committed)
     }
     .await;
     match result {
-        Ok(changed) => {
-            for m in &changed {
-                publish(state, m, false).await;
-            }
-        }
+        Ok((events, enqueued)) => super::publish_committed(state, events, enqueued).await,
         Err(e) => {
             tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
             for u in receipts {
@@ -155,12 +152,20 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
         played_at: None,
         failed_at: None,
     };
-    match repo::messages::insert(&state.db, row).await {
-        Ok(m) => {
-            let phone = format!("+{}", m.phone);
-            repo::contacts::touch_conversation(&state.db, msg.tenant_id, &phone, m.created_at)
-                .await?;
-            publish(state, &m, true).await;
+    // The message, the contact's conversation stats and the webhook deliveries commit
+    // together.
+    let stored = async {
+        let txn = state.db.begin().await?;
+        let m = repo::messages::insert(&txn, row).await?;
+        let phone = format!("+{}", m.phone);
+        repo::contacts::touch_conversation(&txn, msg.tenant_id, &phone, m.created_at).await?;
+        let committed = super::enqueue_events(&txn, state, std::slice::from_ref(&m), true).await?;
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>((m, committed))
+    };
+    match stored.await {
+        Ok((m, (events, enqueued))) => {
+            super::publish_committed(state, events, enqueued).await;
             Ok(output(&m))
         }
         Err(e) if repo::is_unique_violation(&e) => {

@@ -66,15 +66,8 @@ pub(crate) async fn publish_status(
         connected: status == SessionStatus::Connected,
         reason,
     });
-    state
-        .bus
-        .publish(Event::new(
-            TenantId(m.tenant_id),
-            m.id,
-            state.clock.now(),
-            payload,
-        ))
-        .await;
+    let event = Event::new(TenantId(m.tenant_id), m.id, state.clock.now(), payload);
+    crate::service::webhooks::emit(state, event).await;
 }
 
 /// Re-reads a session after a transition and publishes its status.

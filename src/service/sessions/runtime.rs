@@ -239,10 +239,7 @@ pub async fn apply_event(
                 code,
                 expires_at,
             });
-            state
-                .bus
-                .publish(Event::new(tenant, id, now, payload))
-                .await;
+            crate::service::webhooks::emit(state, Event::new(tenant, id, now, payload)).await;
             Ok(true)
         }
         ProviderEvent::Connected { phone, credentials } => {

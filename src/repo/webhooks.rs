@@ -1,0 +1,173 @@
+//! Webhook endpoints of a tenant.
+
+use chrono::{DateTime, Utc};
+use entity::webhook_endpoint::{self, Column as C};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::ids::TenantId;
+
+/// Inserts an endpoint built by the service.
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    m: webhook_endpoint::Model,
+) -> Result<webhook_endpoint::Model, DbErr> {
+    let am: webhook_endpoint::ActiveModel = m.clone().into();
+    webhook_endpoint::Entity::insert(am)
+        .exec_without_returning(db)
+        .await?;
+    Ok(m)
+}
+
+/// One endpoint of the tenant.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<webhook_endpoint::Model>, DbErr> {
+    webhook_endpoint::Entity::find_by_id(id)
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .one(db)
+        .await
+}
+
+/// A page of the tenant's endpoints, oldest first, and the total.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<webhook_endpoint::Model>, u64), DbErr> {
+    let q = webhook_endpoint::Entity::find().filter(C::TenantId.eq(tenant.uuid()));
+    let total = q.clone().count(db).await?;
+    let rows = q
+        .order_by_asc(C::CreatedAt)
+        .order_by_asc(C::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// The tenant's enabled endpoints (the candidates for a new event).
+pub async fn enabled(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+) -> Result<Vec<webhook_endpoint::Model>, DbErr> {
+    webhook_endpoint::Entity::find()
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::Enabled.eq(true))
+        .all(db)
+        .await
+}
+
+/// Endpoints by id, whatever their tenant (the delivery worker's lookup).
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<webhook_endpoint::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    webhook_endpoint::Entity::find()
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// Writes a changed endpoint back; false when it is no longer there.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    m: webhook_endpoint::Model,
+) -> Result<bool, DbErr> {
+    let res = webhook_endpoint::Entity::update_many()
+        .col_expr(C::Url, Expr::value(m.url))
+        .col_expr(C::Description, Expr::value(m.description))
+        .col_expr(C::Events, Expr::value(m.events))
+        .col_expr(C::SessionIds, Expr::value(m.session_ids))
+        .col_expr(C::Enabled, Expr::value(m.enabled))
+        .col_expr(C::Secret, Expr::value(m.secret))
+        .col_expr(C::PreviousSecret, Expr::value(m.previous_secret))
+        .col_expr(
+            C::PreviousSecretExpiresAt,
+            Expr::value(m.previous_secret_expires_at),
+        )
+        .col_expr(C::DisabledReason, Expr::value(m.disabled_reason))
+        .col_expr(C::DisabledAt, Expr::value(m.disabled_at))
+        .col_expr(C::FailingSince, Expr::value(m.failing_since))
+        .col_expr(C::UpdatedAt, Expr::value(m.updated_at))
+        .filter(C::Id.eq(m.id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Deletes an endpoint (its deliveries and attempts go with it); false when not found.
+pub async fn delete(db: &impl ConnectionTrait, tenant: TenantId, id: Uuid) -> Result<bool, DbErr> {
+    let res = webhook_endpoint::Entity::delete_many()
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Clears the failure run of endpoints that just answered well.
+pub async fn mark_healthy(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    webhook_endpoint::Entity::update_many()
+        .col_expr(C::FailingSince, Expr::value(None::<DateTime<Utc>>))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::FailingSince.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Starts a failure run (if none is running) for endpoints that just failed.
+pub async fn mark_failing(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    webhook_endpoint::Entity::update_many()
+        .col_expr(C::FailingSince, Expr::value(at))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::FailingSince.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Disables an enabled endpoint; the changed row, or `None` if it was already disabled.
+pub async fn disable(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<webhook_endpoint::Model>, DbErr> {
+    let res = webhook_endpoint::Entity::update_many()
+        .col_expr(C::Enabled, Expr::value(false))
+        .col_expr(C::DisabledReason, Expr::value(reason))
+        .col_expr(C::DisabledAt, Expr::value(at))
+        .col_expr(C::UpdatedAt, Expr::value(at))
+        .filter(C::Id.eq(id))
+        .filter(C::Enabled.eq(true))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    webhook_endpoint::Entity::find_by_id(id).one(db).await
+}

@@ -1,0 +1,225 @@
+//! Webhook events: the payload every receiver gets, and enqueueing one delivery row per
+//! subscribed endpoint (in the caller's transaction where the change has one).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    events::Event,
+    ids::TenantId,
+    repo::{self, webhook_deliveries::PENDING},
+    state::AppState,
+};
+
+/// Every event type an endpoint may subscribe to (`*` subscribes to all).
+pub const EVENT_TYPES: &[&str] = &[
+    "session.qr",
+    "session.status",
+    "message.status",
+    "message.received",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
+    "webhook.disabled",
+    "webhook.test",
+];
+
+/// One event as webhooks deliver it.
+#[derive(Clone, Debug)]
+pub struct WebhookEvent {
+    /// Event id (`webhook-id`).
+    pub id: Uuid,
+    /// Event type, one of [`EVENT_TYPES`].
+    pub kind: &'static str,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Whose it is.
+    pub tenant_id: TenantId,
+    /// The session it concerns, if any (for session filters).
+    pub session_id: Option<Uuid>,
+    /// The resource, with the REST field names.
+    pub data: serde_json::Value,
+}
+
+/// The JSON body: `{id, type, timestamp, tenantId, data}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: DateTime<Utc>,
+    tenant_id: TenantId,
+    data: &'a serde_json::Value,
+}
+
+impl WebhookEvent {
+    /// A new event happening at `at`.
+    pub fn new(
+        tenant_id: TenantId,
+        session_id: Option<Uuid>,
+        kind: &'static str,
+        at: DateTime<Utc>,
+        data: impl Serialize,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind,
+            at,
+            tenant_id,
+            session_id,
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The webhook form of a live event (same id); session events carry `sessionId`.
+    pub fn from_bus(e: &Event) -> Self {
+        let mut data = serde_json::to_value(&e.payload)
+            .ok()
+            .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+            .unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = data.as_object_mut() {
+            obj.entry("sessionId")
+                .or_insert_with(|| serde_json::Value::String(e.session_id.to_string()));
+        }
+        let kind = EVENT_TYPES
+            .iter()
+            .copied()
+            .find(|t| *t == e.payload.type_name())
+            .unwrap_or("session.status");
+        Self {
+            id: e.id,
+            kind,
+            at: e.at,
+            tenant_id: e.tenant_id,
+            session_id: Some(e.session_id),
+            data,
+        }
+    }
+
+    /// The exact body that is signed and sent.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&Body {
+            id: self.id,
+            kind: self.kind,
+            timestamp: self.at,
+            tenant_id: self.tenant_id,
+            data: &self.data,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Whether an endpoint subscribed to this event.
+pub(super) fn matches(endpoint: &entity::webhook_endpoint::Model, e: &WebhookEvent) -> bool {
+    let type_ok = match &endpoint.events {
+        None => true,
+        Some(json) => serde_json::from_str::<Vec<String>>(json)
+            .map(|list| list.iter().any(|t| t == "*" || t == e.kind))
+            .unwrap_or(false),
+    };
+    let session_ok = match (&endpoint.session_ids, e.session_id) {
+        (Some(json), Some(session)) => serde_json::from_str::<Vec<Uuid>>(json)
+            .map(|list| list.is_empty() || list.contains(&session))
+            .unwrap_or(false),
+        _ => true,
+    };
+    type_ok && session_ok
+}
+
+/// A pending delivery row of `e` to `endpoint`, due at `now`.
+pub(super) fn delivery_row(
+    endpoint: Uuid,
+    e: &WebhookEvent,
+    now: DateTime<Utc>,
+) -> entity::webhook_delivery::Model {
+    entity::webhook_delivery::Model {
+        id: Uuid::now_v7(),
+        tenant_id: e.tenant_id.uuid(),
+        endpoint_id: endpoint,
+        event_id: e.id,
+        event_type: e.kind.to_owned(),
+        payload: e.body(),
+        status: PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: Some(now),
+        lease_until: None,
+        lease_id: None,
+        last_http_status: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    }
+}
+
+/// Writes one delivery row per subscribed, enabled endpoint for each event, on `db` (the
+/// transaction of the change, where there is one); how many. Call [`wake`] after commit.
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    events: &[WebhookEvent],
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let mut tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
+    tenants.sort_by_key(|t| t.uuid());
+    tenants.dedup();
+    let mut rows = Vec::new();
+    for tenant in tenants {
+        let endpoints = repo::webhooks::enabled(db, tenant).await?;
+        if endpoints.is_empty() {
+            continue;
+        }
+        for e in events.iter().filter(|e| e.tenant_id == tenant) {
+            for ep in endpoints.iter().filter(|ep| matches(ep, e)) {
+                rows.push(delivery_row(ep.id, e, now));
+            }
+        }
+    }
+    repo::webhook_deliveries::insert_many(db, &rows).await?;
+    Ok(rows.len())
+}
+
+/// [`enqueue`] for one tenant's events, built only if the tenant has an enabled endpoint
+/// (bulk changes of tenants without webhooks pay one query).
+pub async fn enqueue_lazy(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+    make: impl FnOnce() -> Vec<WebhookEvent>,
+) -> Result<usize, DbErr> {
+    let endpoints = repo::webhooks::enabled(db, tenant).await?;
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::new();
+    for e in make().iter().filter(|e| e.tenant_id == tenant) {
+        for ep in endpoints.iter().filter(|ep| matches(ep, e)) {
+            rows.push(delivery_row(ep.id, e, now));
+        }
+    }
+    repo::webhook_deliveries::insert_many(db, &rows).await?;
+    Ok(rows.len())
+}
+
+/// Tells this instance's worker that deliveries were committed (other instances find them
+/// on their next poll).
+pub fn wake(state: &AppState, enqueued: usize) {
+    if enqueued > 0 {
+        state.webhooks.wake.notify_one();
+    }
+}
+
+/// For changes made outside a transaction: enqueues the live event's deliveries, then
+/// publishes it on the bus. A failure to enqueue is logged, never the caller's failure.
+pub async fn emit(state: &AppState, event: Event) {
+    let hook = WebhookEvent::from_bus(&event);
+    match enqueue(&state.db, std::slice::from_ref(&hook), state.clock.now()).await {
+        Ok(n) => wake(state, n),
+        Err(e) => {
+            tracing::error!(error = %e, event = %event.id, "queueing webhook deliveries failed")
+        }
+    }
+    state.bus.publish(event).await;
+}
