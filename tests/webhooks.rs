@@ -394,3 +394,134 @@ async fn private_targets_are_refused_unless_allowed() {
     r.assert_error(400, "VALIDATION_ERROR");
     assert!(r.body["errors"]["url"].is_string());
 }
+
+#[tokio::test]
+async fn graphql_manages_webhooks_and_reads_the_log() {
+    let app = TestApp::spawn().await;
+    let (token, _) = tenant(&app, "gql@hooks.test").await;
+    let rx = Receiver::start().await;
+    let created = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { id url events enabled secret description } }",
+            json!({"input": {"url": rx.url("/gql"), "events": ["webhook.test", "contact.created"], "description": "dash"}}),
+        )
+        .await;
+    let w = &created["data"]["createWebhook"];
+    let id = w["id"].as_str().expect("created").to_owned();
+    let secret = w["secret"].as_str().unwrap().to_owned();
+    assert_eq!(w["events"], json!(["contact.created", "webhook.test"]));
+
+    let listed = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ webhooks { data { id url } pagination { total } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["data"]["webhooks"]["pagination"]["total"], 1);
+    let s = app
+        .graphql(
+            Auth::Bearer(&token),
+            "query($id: ID!) { webhookSecret(id: $id) { secret } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(s["data"]["webhookSecret"]["secret"], secret.as_str());
+
+    let t = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { testWebhook(id: $id) { id eventType status } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(t["data"]["testWebhook"]["eventType"], "webhook.test", "{t}");
+    let hits = rx.wait_for("/gql", 1).await;
+    assert!(verify(&secret, &hits[0]));
+    let mut log = Value::Null;
+    for _ in 0..200 {
+        log = app
+            .graphql(
+                Auth::Bearer(&token),
+                "query($id: ID!) { webhookDeliveries(webhookId: $id, status: \"delivered\") { data { id eventType attemptCount attempts { httpStatus latencyMs responseBody } } pagination { total } } }",
+                json!({"id": id}),
+            )
+            .await;
+        if log["data"]["webhookDeliveries"]["pagination"]["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let d = &log["data"]["webhookDeliveries"]["data"][0];
+    assert_eq!(d["attempts"][0]["httpStatus"], 200, "{log}");
+    assert_eq!(d["attempts"][0]["responseBody"], "thanks");
+    let retried = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($w: ID!, $d: ID!) { retryWebhookDelivery(webhookId: $w, deliveryId: $d) { status } }",
+            json!({"w": id, "d": d["id"]}),
+        )
+        .await;
+    assert_eq!(
+        retried["data"]["retryWebhookDelivery"]["status"], "pending",
+        "{retried}"
+    );
+    rx.wait_for("/gql", 2).await;
+
+    let updated = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { updateWebhook(id: $id, input: {description: null, enabled: false}) { description enabled } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        updated["data"]["updateWebhook"],
+        json!({"description": null, "enabled": false})
+    );
+    let rotated = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_ne!(
+        rotated["data"]["rotateWebhookSecret"]["secret"],
+        secret.as_str()
+    );
+
+    let bad = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation { createWebhook(input: {url: \"gopher://x\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        bad["errors"][0]["extensions"]["code"], "VALIDATION_ERROR",
+        "{bad}"
+    );
+
+    let (other, _) = tenant(&app, "gql-other@hooks.test").await;
+    let hidden = app
+        .graphql(
+            Auth::Bearer(&other),
+            "query($id: ID!) { webhook(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        hidden["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{hidden}"
+    );
+    let deleted = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteWebhook"], true);
+}

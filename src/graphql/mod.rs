@@ -11,6 +11,7 @@ mod mutation;
 mod query;
 mod sessions;
 mod subscription;
+mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,7 @@ pub struct QueryRoot(
     sessions::SessionQuery,
     messages::MessageQuery,
     contacts::ContactQueries,
+    webhooks::WebhookQueries,
 );
 
 /// All mutations.
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     sessions::SessionMutation,
     messages::MessageMutation,
     contacts::ContactMutations,
+    webhooks::WebhookMutations,
 );
 
 use crate::{

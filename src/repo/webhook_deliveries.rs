@@ -145,7 +145,7 @@ pub async fn record(
             C::DeliveredAt,
             match delivered_at {
                 Some(at) => Expr::value(at),
-                None => Expr::col(C::DeliveredAt).into(),
+                None => Expr::col(C::DeliveredAt),
             },
         )
         .filter(C::Id.eq(id))

@@ -14,6 +14,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use async_graphql::{OutputType, SimpleObject};
 use chrono::Duration as ChronoDuration;
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,7 +43,10 @@ pub struct WebhookRuntime {
 }
 
 /// A page of items and its `pagination`.
-pub struct Page<T> {
+#[derive(SimpleObject)]
+#[graphql(concrete(name = "WebhookPage", params(WebhookOutput)))]
+#[graphql(concrete(name = "WebhookDeliveryPage", params(WebhookDeliveryOutput)))]
+pub struct Page<T: OutputType> {
     /// Items.
     pub data: Vec<T>,
     /// Paging.
