@@ -82,10 +82,10 @@ async fn retries_until_the_receiver_is_back_and_logs_each_try() {
     assert!(a["httpStatus"].is_null() && a["error"].is_string(), "{d}");
     assert!(a["latencyMs"].is_number() && a["attemptedAt"].is_string());
 
-    // 5 s later (schedule: 0s, 5s, 5m, …) the second try: an error answer.
+    // 5 s after the first try ended (schedule: 0s, 5s, 5m, …) the second: an error answer.
     rx.up().await;
     rx.answer(503);
-    app.clock.advance(chrono::Duration::seconds(5));
+    app.clock.advance(chrono::Duration::seconds(6));
     app.state.webhooks.wake.notify_one();
     let d = wait_delivery(&app, &token, &hook, |d| d["attemptCount"] == 2).await;
     assert_eq!(d["status"], "pending");
@@ -99,7 +99,7 @@ async fn retries_until_the_receiver_is_back_and_logs_each_try() {
     assert_eq!(rx.hits_on("/in").len(), 1);
 
     rx.answer(200);
-    app.clock.advance(chrono::Duration::seconds(240));
+    app.clock.advance(chrono::Duration::seconds(241));
     let d = wait_delivery(&app, &token, &hook, |d| d["status"] == "delivered").await;
     assert_eq!(d["attemptCount"], 3);
     assert_eq!(d["attempts"].as_array().unwrap().len(), 3);
@@ -138,7 +138,7 @@ async fn a_schedule_that_runs_out_fails_the_delivery_and_redirects_are_not_follo
     let (token, hook, _) = setup(&app, "exhaust@hooks.test", rx.url("/moved")).await;
     contact(&app, &token, "+14155550202").await;
     wait_delivery(&app, &token, &hook, |d| d["attemptCount"] == 1).await;
-    app.clock.advance(chrono::Duration::seconds(1));
+    app.clock.advance(chrono::Duration::seconds(2));
     let d = wait_delivery(&app, &token, &hook, |d| d["status"] == "failed").await;
     assert_eq!(d["attemptCount"], 2);
     assert!(d["nextAttemptAt"].is_null());
@@ -311,7 +311,7 @@ async fn a_restart_mid_schedule_loses_nothing() {
     }
     let (cfg, dir, clock) = app.stop().await;
     rx.up().await;
-    clock.advance(chrono::Duration::seconds(5));
+    clock.advance(chrono::Duration::seconds(6));
     let app = TestApp::start(cfg, dir, clock).await;
     let hits = rx.wait_for("/r", 5).await;
     let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
@@ -398,4 +398,75 @@ async fn two_gateways_on_one_database_deliver_each_event_once() {
     );
     let body = deliveries(&a, &token, &hook, "?status=delivered").await;
     assert_eq!(body["pagination"]["total"], n);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_signing_for_a_day() {
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    let (token, hook, old) = setup(&app, "rotate@hooks.test", rx.url("/rot")).await;
+    let r = app
+        .post_empty(
+            &format!("/api/webhooks/{hook}/rotate-secret"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    let new = r.body["data"]["secret"].as_str().unwrap().to_owned();
+    let r = app
+        .post_empty(&format!("/api/webhooks/{hook}/test"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let hits = rx.wait_for("/rot", 1).await;
+    assert_eq!(
+        hits[0].signature.split(' ').count(),
+        2,
+        "{}",
+        hits[0].signature
+    );
+    assert!(verify(&old, &hits[0]) && verify(&new, &hits[0]));
+
+    // A day later only the new secret signs.
+    app.clock.advance(chrono::Duration::hours(25));
+    let r = app
+        .post(
+            "/api/auth/login",
+            Auth::None,
+            json!({"email": "rotate@hooks.test", "password": "correct-horse-battery"}),
+        )
+        .await;
+    let token = r.body["data"]["accessToken"].as_str().unwrap().to_owned();
+    app.post_empty(&format!("/api/webhooks/{hook}/test"), Auth::Bearer(&token))
+        .await;
+    let hits = rx.wait_for("/rot", 2).await;
+    assert_eq!(hits[1].signature.split(' ').count(), 1);
+    assert!(verify(&new, &hits[1]) && !verify(&old, &hits[1]));
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_cannot_be_retried_twice_at_once() {
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    rx.delay(Duration::from_millis(800));
+    let (token, hook, _) = setup(&app, "inflight@hooks.test", rx.url("/busy")).await;
+    contact(&app, &token, "+14155550207").await;
+    for _ in 0..200 {
+        if rx.in_flight() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rx.in_flight(), 1);
+    let d = &deliveries(&app, &token, &hook, "").await["data"][0];
+    let r = app
+        .post_empty(
+            &format!(
+                "/api/webhooks/{hook}/deliveries/{}/retry",
+                d["id"].as_str().unwrap()
+            ),
+            Auth::Bearer(&token),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
+    wait_delivery(&app, &token, &hook, |d| d["status"] == "delivered").await;
+    assert_eq!(rx.hits_on("/busy").len(), 1);
 }

@@ -145,14 +145,10 @@ impl MigrationTrait for Migration {
                     .col(ts(D::CreatedAt))
                     .col(ts(D::UpdatedAt))
                     .col(ts_null(D::DeliveredAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_webhook_deliveries_endpoint")
-                            .from_col(D::EndpointId)
-                            .to_tbl(E::Table)
-                            .to_col(E::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    // No foreign key to the endpoint: an event being queued while its
+                    // endpoint is deleted must not fail the change that caused it. Deleting
+                    // an endpoint deletes its deliveries; a row queued in that moment is
+                    // never claimed (claims join enabled endpoints).
                     .take(),
             )
             .await?;

@@ -50,6 +50,9 @@ fn parse_schedule(raw: Option<String>) -> Result<Vec<Duration>, ConfigError> {
         }
         out.push(d);
     }
+    if out.first() != Some(&Duration::ZERO) {
+        return Err(err(KEY, "must start with 0s (the first try is immediate)"));
+    }
     if out.len() > 50 {
         return Err(err(KEY, "has more than 50 tries"));
     }
@@ -113,11 +116,12 @@ pub(super) fn parse(a: &ConfigArgs) -> Result<WebhookConfig, ConfigError> {
     if c.timeout > Duration::from_secs(300) {
         return Err(err("WAGATE_WEBHOOK_TIMEOUT", "must be at most 5m"));
     }
-    // A claimed delivery may wait for one round of the endpoint's slots before it is sent.
-    if c.lease <= c.timeout * 2 {
+    // A claimed delivery may wait for one round of the endpoint's slots before it is sent,
+    // and its result a moment before it is written.
+    if c.lease < c.timeout * 2 + Duration::from_secs(10) {
         return Err(err(
             "WAGATE_WEBHOOK_LEASE",
-            "must be longer than twice WAGATE_WEBHOOK_TIMEOUT",
+            "must be at least twice WAGATE_WEBHOOK_TIMEOUT plus 10s",
         ));
     }
     Ok(c)

@@ -169,7 +169,8 @@ pub async fn deliveries(
     Ok(envelope::paged(out.data, out.pagination))
 }
 
-/// Try a delivery again now (also a delivered or failed one; same `webhook-id`).
+/// Try a delivery again now (also a delivered or failed one; same `webhook-id`). 409 while a
+/// try of it is in progress.
 #[utoipa::path(post, path = "/api/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
     security(("bearerAuth" = [])),
     params(
@@ -179,6 +180,7 @@ pub async fn deliveries(
     responses(
         (status = 202, description = "Queued", body = Envelope<WebhookDeliveryOutput>),
         (status = 404, description = "Webhook or delivery not found in your tenant", body = ErrorEnvelope),
+        (status = 409, description = "A try of it is in progress", body = ErrorEnvelope),
     ))]
 pub async fn retry(
     State(state): State<AppState>,

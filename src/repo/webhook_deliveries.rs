@@ -44,48 +44,79 @@ pub async fn insert_many(
     Ok(())
 }
 
-/// Claims up to `limit` due deliveries of enabled endpoints (except `skip`) until
-/// `lease_until` under `lease_id`.
-pub async fn claim_due(
+fn marks(pg: bool, first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| if pg { format!("${i}") } else { format!("?{i}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Up to `limit` due, unclaimed deliveries of enabled endpoints (except `skip`), oldest
+/// first, as `(delivery, endpoint)`: what the worker may claim. Nothing is locked.
+pub async fn due(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    skip: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    let backend = db.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let mut values: Vec<Value> = vec![now.into(), (limit as i64).into()];
+    let mut exclude = String::new();
+    if !skip.is_empty() {
+        exclude = format!(" AND d.endpoint_id NOT IN ({})", marks(pg, 3, skip.len()));
+        values.extend(skip.iter().map(|id| Value::from(*id)));
+    }
+    let (p1, p2) = if pg { ("$1", "$2") } else { ("?1", "?2") };
+    let sql = format!(
+        "SELECT d.id, d.endpoint_id FROM webhook_deliveries d \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= {p1} \
+           AND (d.lease_until IS NULL OR d.lease_until <= {p1}) AND e.enabled{exclude} \
+         ORDER BY d.next_attempt_at LIMIT {p2}"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<Uuid>("", "id")?,
+                r.try_get::<Uuid>("", "endpoint_id")?,
+            ))
+        })
+        .collect()
+}
+
+/// Claims those of `ids` that are still due and unclaimed, until `lease_until` under
+/// `lease_id`. On PostgreSQL rows another worker is claiming are skipped (`SKIP LOCKED`).
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     lease_id: Uuid,
-    limit: u64,
-    skip: &[Uuid],
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = db.get_database_backend();
     let pg = backend == DbBackend::Postgres;
-    let p = |n: usize| if pg { format!("${n}") } else { format!("?{n}") };
-    let mut values: Vec<Value> = vec![
-        lease_until.into(),
-        lease_id.into(),
-        now.into(),
-        (limit as i64).into(),
-    ];
-    let mut exclude = String::new();
-    if !skip.is_empty() {
-        let marks: Vec<String> = (0..skip.len()).map(|i| p(5 + i)).collect();
-        exclude = format!(" AND d.endpoint_id NOT IN ({})", marks.join(", "));
-        values.extend(skip.iter().map(|id| Value::from(*id)));
-    }
-    let lock = if pg {
-        " FOR UPDATE OF d SKIP LOCKED"
+    let mut values: Vec<Value> = vec![lease_until.into(), lease_id.into(), now.into()];
+    values.extend(ids.iter().map(|id| Value::from(*id)));
+    let (p1, p2, p3) = if pg {
+        ("$1", "$2", "$3")
     } else {
-        ""
+        ("?1", "?2", "?3")
     };
+    let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE webhook_deliveries SET lease_until = {p1}, lease_id = {p2}, updated_at = {p3} \
-         WHERE id IN (SELECT d.id FROM webhook_deliveries d \
-           JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-           WHERE d.status = 'pending' AND d.next_attempt_at <= {p3} \
-             AND (d.lease_until IS NULL OR d.lease_until <= {p3}) AND e.enabled{exclude} \
-           ORDER BY d.next_attempt_at LIMIT {p4}{lock}) \
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE id IN ({list}) \
+           AND status = 'pending' AND next_attempt_at <= {p3} \
+           AND (lease_until IS NULL OR lease_until <= {p3}){lock}) \
          RETURNING *",
-        p1 = p(1),
-        p2 = p(2),
-        p3 = p(3),
-        p4 = p(4),
+        list = marks(pg, 4, ids.len()),
     );
     webhook_delivery::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
@@ -236,7 +267,8 @@ pub async fn attempts(
         .await
 }
 
-/// Queues a delivery for one more try now (a manual retry); false when not found.
+/// Queues a delivery for one more try now (a manual retry); false when it is not there or
+/// a try of it is in progress.
 pub async fn requeue(
     db: &impl ConnectionTrait,
     tenant: TenantId,
@@ -251,6 +283,11 @@ pub async fn requeue(
         .col_expr(C::UpdatedAt, Expr::value(now))
         .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(C::LeaseUntil.is_null())
+                .add(C::LeaseUntil.lte(now)),
+        )
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)

@@ -79,43 +79,123 @@ pub async fn by_ids(
         .await
 }
 
-/// Writes a changed endpoint back; false when it is no longer there.
+/// The fields a PATCH changes (`None`: leave as is).
+#[derive(Default)]
+pub struct EndpointChange {
+    /// New URL.
+    pub url: Option<String>,
+    /// New description.
+    pub description: Option<Option<String>>,
+    /// New event list (JSON; `NULL` = all).
+    pub events: Option<Option<String>>,
+    /// New session filter (JSON; `NULL` = all).
+    pub session_ids: Option<Option<String>>,
+    /// Enable (clearing an automatic disable and the failure run) or disable.
+    pub enabled: Option<bool>,
+}
+
+/// Applies a change to the columns it names only (so it cannot undo a concurrent automatic
+/// disable it did not ask about); false when the endpoint is not there.
 pub async fn update(
     db: &impl ConnectionTrait,
     tenant: TenantId,
-    m: webhook_endpoint::Model,
+    id: Uuid,
+    change: EndpointChange,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let mut q = webhook_endpoint::Entity::update_many().col_expr(C::UpdatedAt, Expr::value(now));
+    if let Some(v) = change.url {
+        q = q.col_expr(C::Url, Expr::value(v));
+    }
+    if let Some(v) = change.description {
+        q = q.col_expr(C::Description, Expr::value(v));
+    }
+    if let Some(v) = change.events {
+        q = q.col_expr(C::Events, Expr::value(v));
+    }
+    if let Some(v) = change.session_ids {
+        q = q.col_expr(C::SessionIds, Expr::value(v));
+    }
+    if change.enabled == Some(false) {
+        q = q.col_expr(C::Enabled, Expr::value(false));
+    }
+    let res = q
+        .filter(C::Id.eq(id))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .exec(db)
+        .await?;
+    if change.enabled == Some(true) {
+        webhook_endpoint::Entity::update_many()
+            .col_expr(C::Enabled, Expr::value(true))
+            .col_expr(C::DisabledReason, Expr::value(None::<String>))
+            .col_expr(C::DisabledAt, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(C::FailingSince, Expr::value(None::<DateTime<Utc>>))
+            .filter(C::Id.eq(id))
+            .filter(C::TenantId.eq(tenant.uuid()))
+            .filter(C::Enabled.eq(false))
+            .exec(db)
+            .await?;
+    }
+    Ok(res.rows_affected > 0)
+}
+
+/// Replaces the secret in one statement: the current one becomes the previous one until
+/// `grace_until`; false when the endpoint is not there.
+pub async fn rotate_secret(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    new_secret: &str,
+    grace_until: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let res = webhook_endpoint::Entity::update_many()
-        .col_expr(C::Url, Expr::value(m.url))
-        .col_expr(C::Description, Expr::value(m.description))
-        .col_expr(C::Events, Expr::value(m.events))
-        .col_expr(C::SessionIds, Expr::value(m.session_ids))
-        .col_expr(C::Enabled, Expr::value(m.enabled))
-        .col_expr(C::Secret, Expr::value(m.secret))
-        .col_expr(C::PreviousSecret, Expr::value(m.previous_secret))
-        .col_expr(
-            C::PreviousSecretExpiresAt,
-            Expr::value(m.previous_secret_expires_at),
-        )
-        .col_expr(C::DisabledReason, Expr::value(m.disabled_reason))
-        .col_expr(C::DisabledAt, Expr::value(m.disabled_at))
-        .col_expr(C::FailingSince, Expr::value(m.failing_since))
-        .col_expr(C::UpdatedAt, Expr::value(m.updated_at))
-        .filter(C::Id.eq(m.id))
+        .col_expr(C::PreviousSecret, Expr::col(C::Secret))
+        .col_expr(C::Secret, Expr::value(new_secret))
+        .col_expr(C::PreviousSecretExpiresAt, Expr::value(grace_until))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)
 }
 
-/// Deletes an endpoint (its deliveries and attempts go with it); false when not found.
+/// Deletes an endpoint with its deliveries (their attempts cascade); false when not found.
+/// Run it in a transaction.
 pub async fn delete(db: &impl ConnectionTrait, tenant: TenantId, id: Uuid) -> Result<bool, DbErr> {
     let res = webhook_endpoint::Entity::delete_many()
         .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
         .exec(db)
         .await?;
-    Ok(res.rows_affected > 0)
+    if res.rows_affected == 0 {
+        return Ok(false);
+    }
+    entity::webhook_delivery::Entity::delete_many()
+        .filter(entity::webhook_delivery::Column::EndpointId.eq(id))
+        .filter(entity::webhook_delivery::Column::TenantId.eq(tenant.uuid()))
+        .exec(db)
+        .await?;
+    Ok(true)
+}
+
+/// Locks endpoint rows in id order for the rest of the transaction (PostgreSQL; SQLite has
+/// one writer anyway).
+pub async fn lock(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbErr> {
+    if ids.is_empty() || db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    webhook_endpoint::Entity::find()
+        .select_only()
+        .column(C::Id)
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .order_by_asc(C::Id)
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    Ok(())
 }
 
 /// Clears the failure run of endpoints that just answered well.

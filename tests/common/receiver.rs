@@ -146,6 +146,11 @@ impl Receiver {
             .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Most requests handled at once so far.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)

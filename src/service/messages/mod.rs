@@ -572,10 +572,8 @@ pub(crate) async fn enqueue_events(
     changed: &[entity::message::Model],
     received: bool,
 ) -> Result<(Vec<Event>, usize), sea_orm::DbErr> {
-    use crate::service::webhooks::{WebhookEvent, enqueue};
     let events: Vec<Event> = changed.iter().map(|m| event(state, m, received)).collect();
-    let hooks: Vec<WebhookEvent> = events.iter().map(WebhookEvent::from_bus).collect();
-    let n = enqueue(txn, &hooks, state.clock.now()).await?;
+    let n = crate::service::webhooks::enqueue_live(txn, &events, state.clock.now()).await?;
     Ok((events, n))
 }
 

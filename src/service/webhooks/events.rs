@@ -162,23 +162,41 @@ pub async fn enqueue(
     events: &[WebhookEvent],
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let mut tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
-    tenants.sort_by_key(|t| t.uuid());
+    enqueue_each(db, events, now, |e| e.tenant_id, WebhookEvent::clone).await
+}
+
+/// [`enqueue`] for live events; each is turned into its webhook form only if its tenant
+/// has an enabled endpoint.
+pub async fn enqueue_live(
+    db: &impl ConnectionTrait,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    enqueue_each(db, events, now, |e| e.tenant_id, WebhookEvent::from_bus).await
+}
+
+async fn enqueue_each<T>(
+    db: &impl ConnectionTrait,
+    items: &[T],
+    now: DateTime<Utc>,
+    tenant_of: impl Fn(&T) -> TenantId,
+    convert: impl Fn(&T) -> WebhookEvent,
+) -> Result<usize, DbErr> {
+    let mut tenants: Vec<TenantId> = items.iter().map(&tenant_of).collect();
+    tenants.sort_unstable();
     tenants.dedup();
-    let mut rows = Vec::new();
+    let mut total = 0;
     for tenant in tenants {
-        let endpoints = repo::webhooks::enabled(db, tenant).await?;
-        if endpoints.is_empty() {
-            continue;
-        }
-        for e in events.iter().filter(|e| e.tenant_id == tenant) {
-            for ep in endpoints.iter().filter(|ep| matches(ep, e)) {
-                rows.push(delivery_row(ep.id, e, now));
-            }
-        }
+        total += enqueue_lazy(db, tenant, now, || {
+            items
+                .iter()
+                .filter(|i| tenant_of(i) == tenant)
+                .map(&convert)
+                .collect()
+        })
+        .await?;
     }
-    repo::webhook_deliveries::insert_many(db, &rows).await?;
-    Ok(rows.len())
+    Ok(total)
 }
 
 /// [`enqueue`] for one tenant's events, built only if the tenant has an enabled endpoint
@@ -211,14 +229,24 @@ pub fn wake(state: &AppState, enqueued: usize) {
     }
 }
 
-/// For changes made outside a transaction: enqueues the live event's deliveries, then
-/// publishes it on the bus. A failure to enqueue is logged, never the caller's failure.
+/// For changes made outside a transaction (session status and QR codes): enqueues the live
+/// event's deliveries, then publishes it on the bus. The change is already stored, so a
+/// failure to enqueue is retried a few times, then logged; never the caller's failure.
 pub async fn emit(state: &AppState, event: Event) {
-    let hook = WebhookEvent::from_bus(&event);
-    match enqueue(&state.db, std::slice::from_ref(&hook), state.clock.now()).await {
-        Ok(n) => wake(state, n),
-        Err(e) => {
-            tracing::error!(error = %e, event = %event.id, "queueing webhook deliveries failed")
+    let one = std::slice::from_ref(&event);
+    for attempt in 1..=3u64 {
+        match enqueue_live(&state.db, one, state.clock.now()).await {
+            Ok(n) => {
+                wake(state, n);
+                break;
+            }
+            Err(e) if attempt < 3 => {
+                tracing::warn!(error = %e, event = %event.id, "queueing webhook deliveries failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, event = %event.id, "queueing webhook deliveries failed")
+            }
         }
     }
     state.bus.publish(event).await;

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use async_graphql::{OutputType, SimpleObject};
 use chrono::Duration as ChronoDuration;
+use sea_orm::TransactionTrait;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use events::{EVENT_TYPES, WebhookEvent, emit, enqueue, enqueue_lazy, wake};
+pub use events::{EVENT_TYPES, WebhookEvent, emit, enqueue, enqueue_lazy, enqueue_live, wake};
 pub use types::*;
 
 use crate::{
@@ -152,24 +153,24 @@ pub async fn update(
     if input.is_empty() {
         return Err(AppError::field("body", "No valid fields to update"));
     }
-    let mut m = load(state, p, id).await?;
-    validate::apply(&mut m, input, state.cfg.webhooks.allow_private).await?;
-    m.updated_at = state.clock.now();
-    if !repo::webhooks::update(&state.db, p.tenant_id, m.clone()).await? {
+    let change = validate::change(input, state.cfg.webhooks.allow_private).await?;
+    let now = state.clock.now();
+    if !repo::webhooks::update(&state.db, p.tenant_id, id, change, now).await? {
         return Err(not_found());
     }
     // Deliveries that waited while it was disabled are due again.
     state.webhooks.wake.notify_one();
-    Ok(output(&m))
+    get(state, p, id).await
 }
 
 /// Deletes an endpoint with its deliveries and their log.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
-    if repo::webhooks::delete(&state.db, p.tenant_id, id).await? {
-        Ok(())
-    } else {
-        Err(not_found())
+    let txn = state.db.begin().await?;
+    if !repo::webhooks::delete(&txn, p.tenant_id, id).await? {
+        return Err(not_found());
     }
+    txn.commit().await?;
+    Ok(())
 }
 
 fn secret_output(m: &entity::webhook_endpoint::Model) -> WebhookSecretOutput {
@@ -191,15 +192,13 @@ pub async fn rotate_secret(
     p: &Principal,
     id: Uuid,
 ) -> AppResult<WebhookSecretOutput> {
-    let mut m = load(state, p, id).await?;
     let now = state.clock.now();
-    m.previous_secret = Some(std::mem::replace(&mut m.secret, signing::new_secret()));
-    m.previous_secret_expires_at = Some(now + ChronoDuration::hours(ROTATION_GRACE_HOURS));
-    m.updated_at = now;
-    if !repo::webhooks::update(&state.db, p.tenant_id, m.clone()).await? {
+    let grace = now + ChronoDuration::hours(ROTATION_GRACE_HOURS);
+    let fresh = signing::new_secret();
+    if !repo::webhooks::rotate_secret(&state.db, p.tenant_id, id, &fresh, grace, now).await? {
         return Err(not_found());
     }
-    Ok(secret_output(&m))
+    secret(state, p, id).await
 }
 
 /// The API view of a delivery with its attempts.
@@ -324,7 +323,11 @@ pub async fn retry(
     deliveries::get(&state.db, p.tenant_id, id, delivery)
         .await?
         .ok_or_else(|| AppError::NotFound("Delivery not found".into()))?;
-    deliveries::requeue(&state.db, p.tenant_id, delivery, state.clock.now()).await?;
+    if !deliveries::requeue(&state.db, p.tenant_id, delivery, state.clock.now()).await? {
+        return Err(AppError::Conflict(
+            "A try of this delivery is in progress; retry it when it has finished".into(),
+        ));
+    }
     state.webhooks.wake.notify_one();
     one_delivery(state, p, id, delivery).await
 }

@@ -2,7 +2,7 @@
 //! loopback, private, link-local or other internal address, checked when the URL is saved
 //! and again for every address a name resolves to when a delivery connects.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use reqwest::Url;
 
@@ -14,17 +14,33 @@ pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_loopback() || v6.is_unspecified() {
+                return true;
+            }
+            // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses.
+            if let Some(v4) = v6.to_ipv4() {
                 return is_internal_v4(v4);
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
+            let seg = v6.segments();
+            let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+            match seg[0] {
+                // NAT64 well-known prefix 64:ff9b::/96: the IPv4 address is the last 32 bits.
+                0x0064 if seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] => {
+                    is_internal_v4(embedded(seg[6], seg[7]))
+                }
+                // Local-use NAT64 (64:ff9b:1::/48): translates to anything; refuse.
+                0x0064 if seg[1] == 0xff9b => true,
+                // 6to4 (2002::/16): the IPv4 address is bits 16–48.
+                0x2002 => is_internal_v4(embedded(seg[1], seg[2])),
+                // Teredo (2001:0::/32) tunnels to hosts it hides; refuse.
+                0x2001 if seg[1] == 0 => true,
+                first => {
+                    v6.is_multicast()
+                        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                        || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
+                }
+            }
         }
     }
 }
@@ -131,10 +147,23 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378::1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -53,7 +53,10 @@ impl HttpTransport {
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true);
         if !allow_private {
-            builder = builder.dns_resolver(super::target::PublicOnlyResolver);
+            // A proxy would resolve and connect for us, past the address check.
+            builder = builder
+                .no_proxy()
+                .dns_resolver(super::target::PublicOnlyResolver);
         }
         Ok(Arc::new(Self {
             client: builder.build()?,

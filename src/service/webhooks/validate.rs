@@ -3,7 +3,10 @@
 use uuid::Uuid;
 
 use super::{CreateWebhookInput, EVENT_TYPES, UpdateWebhookInput, target};
-use crate::error::{AppError, AppResult, FieldErrors};
+use crate::{
+    error::{AppError, AppResult, FieldErrors},
+    repo::webhooks::EndpointChange,
+};
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 500;
@@ -134,35 +137,28 @@ pub(super) async fn create(input: &CreateWebhookInput, allow_private: bool) -> A
     })
 }
 
-/// Applies a validated partial update to `m`.
-pub(super) async fn apply(
-    m: &mut entity::webhook_endpoint::Model,
+/// Validates a partial update into the columns it changes.
+pub(super) async fn change(
     input: UpdateWebhookInput,
     allow_private: bool,
-) -> AppResult<()> {
+) -> AppResult<EndpointChange> {
     let mut errors = FieldErrors::new();
-    if let Some(raw) = &input.url
-        && let Some(u) = url(&mut errors, raw, allow_private).await
-    {
-        m.url = u;
+    let mut c = EndpointChange {
+        enabled: input.enabled,
+        ..EndpointChange::default()
+    };
+    if let Some(raw) = &input.url {
+        c.url = url(&mut errors, raw, allow_private).await;
     }
     if let Some(list) = &input.events {
-        m.events = events(&mut errors, Some(list));
+        c.events = Some(events(&mut errors, Some(list)));
     }
     if let Some(list) = &input.session_ids {
-        m.session_ids = sessions(&mut errors, list.as_deref());
+        c.session_ids = Some(sessions(&mut errors, list.as_deref()));
     }
     if let Some(d) = &input.description {
-        m.description = description(&mut errors, d.as_deref());
+        c.description = Some(description(&mut errors, d.as_deref()));
     }
     finish(errors)?;
-    if let Some(enabled) = input.enabled {
-        if enabled && !m.enabled {
-            m.disabled_reason = None;
-            m.disabled_at = None;
-            m.failing_since = None;
-        }
-        m.enabled = enabled;
-    }
-    Ok(())
+    Ok(c)
 }

@@ -72,17 +72,41 @@ impl Worker {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Room on this instance, and the endpoints that have a full round waiting.
+    /// Room on this instance, and the endpoints not to claim for now: those with more than
+    /// a round's worth held (they are refilled once they are down to one round, so a
+    /// backlogged endpoint is claimed for in rounds, not one row per finished request).
     fn room(&self) -> (usize, Vec<Uuid>) {
         let cfg = &self.state.cfg.webhooks;
         let s = self.slots();
         let busy = s
             .endpoints
             .iter()
-            .filter(|(_, (n, _))| *n >= cfg.endpoint_concurrency * 2)
+            .filter(|(_, (n, _))| *n > cfg.endpoint_concurrency)
             .map(|(id, _)| *id)
             .collect();
         (cfg.concurrency.saturating_sub(s.total), busy)
+    }
+
+    /// Of due `(delivery, endpoint)` pairs, the deliveries this instance has room for: up to
+    /// two rounds (running and waiting) per endpoint, `room` in all.
+    fn pick(&self, due: Vec<(Uuid, Uuid)>, room: usize) -> Vec<Uuid> {
+        let cap = self.state.cfg.webhooks.endpoint_concurrency * 2;
+        let s = self.slots();
+        let mut held: HashMap<Uuid, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (delivery, endpoint) in due {
+            if out.len() >= room {
+                break;
+            }
+            let n = held
+                .entry(endpoint)
+                .or_insert_with(|| s.endpoints.get(&endpoint).map_or(0, |e| e.0));
+            if *n < cap {
+                *n += 1;
+                out.push(delivery);
+            }
+        }
+        out
     }
 
     /// Takes a slot for the endpoint, or `None` if it has a full round waiting already.
@@ -130,7 +154,7 @@ async fn run(state: AppState, results: mpsc::Sender<Done>) {
         if room > 0 {
             let limit = cfg.batch.min(room as u64);
             match claim(&w, limit, &busy).await {
-                Ok(n) => again = n as u64 == limit,
+                Ok(n) => again = n as u64 == limit && w.room().0 > 0,
                 Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
             }
         }
@@ -146,18 +170,21 @@ async fn run(state: AppState, results: mpsc::Sender<Done>) {
     }
 }
 
-/// Claims up to `limit` deliveries and starts them; how many were claimed.
+/// Claims up to `limit` deliveries and starts them; how many due rows were looked at (a
+/// full `limit` means there may be more).
 async fn claim(w: &Arc<Worker>, limit: u64, busy: &[Uuid]) -> Result<usize, sea_orm::DbErr> {
     let state = &w.state;
     let now = state.clock.now();
+    let due = deliveries::due(&state.db, now, limit, busy).await?;
+    let seen = due.len();
+    let picked = w.pick(due, usize::try_from(limit).unwrap_or(usize::MAX));
     let lease_id = Uuid::new_v4();
     let lease = chrono::Duration::from_std(state.cfg.webhooks.lease)
         .unwrap_or_else(|_| chrono::Duration::seconds(60));
-    let rows = deliveries::claim_due(&state.db, now, now + lease, lease_id, limit, busy).await?;
+    let rows = deliveries::claim(&state.db, &picked, now, now + lease, lease_id).await?;
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(seen);
     }
-    let claimed = rows.len();
     let mut ids: Vec<Uuid> = rows.iter().map(|r| r.endpoint_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -189,7 +216,7 @@ async fn claim(w: &Arc<Worker>, limit: u64, busy: &[Uuid]) -> Result<usize, sea_
         });
     }
     deliveries::release(&state.db, lease_id, &overflow).await?;
-    Ok(claimed)
+    Ok(seen)
 }
 
 /// The secrets to sign with: the current one, and the previous one during its grace period.
@@ -268,7 +295,9 @@ fn judge(schedule: &[std::time::Duration], d: Done) -> Verdict {
     } else if gone || tries >= schedule.len() {
         (FAILED, None)
     } else {
-        let delay = chrono::Duration::from_std(schedule[tries]).unwrap_or_default();
+        // Counted from the end of this try (a timeout takes a while).
+        let delay = chrono::Duration::from_std(schedule[tries]).unwrap_or_default()
+            + chrono::Duration::milliseconds(i64::from(d.latency_ms));
         (PENDING, Some(d.at + delay))
     };
     Verdict {
@@ -311,16 +340,27 @@ async fn record_results(state: AppState, mut rx: mpsc::Receiver<Done>) {
     }
 }
 
-/// One transaction: the attempt log, each delivery's new state, endpoint health (and
-/// automatic disabling, with its `webhook.disabled` event).
+/// One transaction: each delivery's new state, the attempt log, endpoint health (and
+/// automatic disabling, with its `webhook.disabled` event). Results of claims that were lost
+/// meanwhile (the lease ran out, a manual retry, the endpoint was deleted) change nothing.
 async fn record(state: &AppState, verdicts: &[Verdict]) -> Result<usize, sea_orm::DbErr> {
     let now = state.clock.now();
     let txn = repo::begin_bookkeeping(&state.db).await?;
-    let attempts: Vec<_> = verdicts.iter().map(|v| v.attempt.clone()).collect();
+    let mut touched: Vec<Uuid> = verdicts.iter().map(|v| v.endpoint).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    // Endpoint rows in one order on every instance, so their updates cannot deadlock.
+    repo::webhooks::lock(&txn, &touched).await?;
+    let mut kept = Vec::with_capacity(verdicts.len());
+    for v in verdicts {
+        if deliveries::record(&txn, v.delivery, v.lease_id, v.outcome.clone()).await? {
+            kept.push(v);
+        }
+    }
+    let attempts: Vec<_> = kept.iter().map(|v| v.attempt.clone()).collect();
     deliveries::insert_attempts(&txn, &attempts).await?;
     let (mut healthy, mut failing, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-    for v in verdicts {
-        deliveries::record(&txn, v.delivery, v.lease_id, v.outcome.clone()).await?;
+    for v in &kept {
         if v.healthy {
             healthy.push(v.endpoint);
         } else {
@@ -334,14 +374,18 @@ async fn record(state: &AppState, verdicts: &[Verdict]) -> Result<usize, sea_orm
         list.sort_unstable();
         list.dedup();
     }
-    // An endpoint that answered well in this batch is healthy, whatever else failed.
+    // An endpoint that answered well in this batch is healthy, whatever else failed
+    // (but a 410 still disables it).
     failing.retain(|id| healthy.binary_search(id).is_err());
     repo::webhooks::mark_healthy(&txn, &healthy).await?;
     repo::webhooks::mark_failing(&txn, &failing, now).await?;
     let limit = chrono::Duration::from_std(state.cfg.webhooks.disable_after)
         .unwrap_or_else(|_| chrono::Duration::days(5));
+    let mut candidates: Vec<Uuid> = failing.iter().chain(&gone).copied().collect();
+    candidates.sort_unstable();
+    candidates.dedup();
     let mut disabled = Vec::new();
-    for ep in repo::webhooks::by_ids(&txn, &failing).await? {
+    for ep in repo::webhooks::by_ids(&txn, &candidates).await? {
         let reason = if gone.binary_search(&ep.id).is_ok() {
             "The endpoint answered 410 Gone".to_owned()
         } else if ep.failing_since.is_some_and(|since| now - since >= limit) {
