@@ -111,3 +111,69 @@ fn debug_redacts_secrets() {
     assert!(dbg.contains("[REDACTED]"));
     assert_eq!(c.db_max_connections, 10);
 }
+
+#[test]
+fn webhook_settings() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    let w = &c.webhooks;
+    assert_eq!(
+        w.retry_schedule
+            .iter()
+            .map(|d| d.as_secs())
+            .collect::<Vec<_>>(),
+        [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    );
+    assert_eq!(w.timeout, Duration::from_secs(15));
+    assert_eq!(w.disable_after, Duration::from_secs(5 * 86400));
+    assert!(!w.allow_private && w.enabled);
+
+    let custom = Config::from_args(ConfigArgs {
+        webhook_retry_schedule: Some("0s, 1s ,1m".into()),
+        webhook_allow_private: Some("true".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(custom.webhooks.retry_schedule.len(), 3);
+    assert!(custom.webhooks.allow_private);
+
+    for (args, key) in [
+        (
+            ConfigArgs {
+                webhook_retry_schedule: Some("5s,1m".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEBHOOK_RETRY_SCHEDULE",
+        ),
+        (
+            ConfigArgs {
+                webhook_retry_schedule: Some("0s,soon".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEBHOOK_RETRY_SCHEDULE",
+        ),
+        (
+            ConfigArgs {
+                webhook_lease: Some("20s".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEBHOOK_LEASE",
+        ),
+        (
+            ConfigArgs {
+                webhook_endpoint_concurrency: Some("0".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEBHOOK_ENDPOINT_CONCURRENCY",
+        ),
+        (
+            ConfigArgs {
+                webhook_allow_private: Some("maybe".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEBHOOK_ALLOW_PRIVATE",
+        ),
+    ] {
+        let e = Config::from_args(args).err().expect("invalid");
+        assert_eq!(e.key, key, "{e}");
+    }
+}

@@ -53,11 +53,16 @@ struct Done {
     result: Result<WebhookResponse, String>,
 }
 
-/// Requests in flight on this instance, per endpoint.
+/// Most rounds of an endpoint's requests held (running and waiting) at once.
+const MAX_ROUNDS: usize = 16;
+
+/// Deliveries held on this instance (running or waiting for an endpoint slot), per
+/// endpoint, and each endpoint's recent answer time.
 #[derive(Default)]
 struct Slots {
     total: usize,
     endpoints: HashMap<Uuid, (usize, Arc<Semaphore>)>,
+    latency_ms: HashMap<Uuid, f64>,
 }
 
 struct Worker {
@@ -72,36 +77,55 @@ impl Worker {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Room on this instance, and the endpoints not to claim for now: those with more than
-    /// a round's worth held (they are refilled once they are down to one round, so a
-    /// backlogged endpoint is claimed for in rounds, not one row per finished request).
+    /// How many of an endpoint's deliveries this instance may hold: as many rounds of
+    /// `endpoint_concurrency` as the endpoint answers within a quarter of the lease (so a
+    /// waiting delivery starts long before its claim runs out), at least two and at most
+    /// [`MAX_ROUNDS`]. An endpoint not heard from yet is assumed to be slow.
+    fn depth(&self, s: &Slots, endpoint: Uuid) -> usize {
+        let cfg = &self.state.cfg.webhooks;
+        let per_request = s
+            .latency_ms
+            .get(&endpoint)
+            .copied()
+            .unwrap_or(cfg.timeout.as_millis() as f64)
+            .max(1.0);
+        let budget = cfg.lease.as_millis() as f64 / 4.0;
+        let rounds = (budget / per_request) as usize;
+        cfg.endpoint_concurrency * rounds.clamp(2, MAX_ROUNDS)
+    }
+
+    /// Room on this instance, and the endpoints not to claim for now: those holding more
+    /// than half their depth (they are refilled once down to half, so a backlogged endpoint
+    /// is claimed for in large rounds, not one row per finished request).
     fn room(&self) -> (usize, Vec<Uuid>) {
         let cfg = &self.state.cfg.webhooks;
         let s = self.slots();
         let busy = s
             .endpoints
             .iter()
-            .filter(|(_, (n, _))| *n > cfg.endpoint_concurrency)
+            .filter(|(id, (n, _))| *n > self.depth(&s, **id) / 2)
             .map(|(id, _)| *id)
             .collect();
         (cfg.concurrency.saturating_sub(s.total), busy)
     }
 
     /// Of due `(delivery, endpoint)` pairs, the deliveries this instance has room for: up to
-    /// two rounds (running and waiting) per endpoint, `room` in all.
+    /// each endpoint's depth, `room` in all.
     fn pick(&self, due: Vec<(Uuid, Uuid)>, room: usize) -> Vec<Uuid> {
-        let cap = self.state.cfg.webhooks.endpoint_concurrency * 2;
         let s = self.slots();
-        let mut held: HashMap<Uuid, usize> = HashMap::new();
+        let mut held: HashMap<Uuid, (usize, usize)> = HashMap::new();
         let mut out = Vec::new();
         for (delivery, endpoint) in due {
             if out.len() >= room {
                 break;
             }
-            let n = held
-                .entry(endpoint)
-                .or_insert_with(|| s.endpoints.get(&endpoint).map_or(0, |e| e.0));
-            if *n < cap {
+            let (n, cap) = held.entry(endpoint).or_insert_with(|| {
+                (
+                    s.endpoints.get(&endpoint).map_or(0, |e| e.0),
+                    self.depth(&s, endpoint),
+                )
+            });
+            if *n < *cap {
                 *n += 1;
                 out.push(delivery);
             }
@@ -109,15 +133,16 @@ impl Worker {
         out
     }
 
-    /// Takes a slot for the endpoint, or `None` if it has a full round waiting already.
+    /// Takes a slot for the endpoint, or `None` if it holds its depth already.
     fn take(&self, endpoint: Uuid) -> Option<Arc<Semaphore>> {
         let per = self.state.cfg.webhooks.endpoint_concurrency;
         let mut s = self.slots();
+        let depth = self.depth(&s, endpoint);
         let entry = s
             .endpoints
             .entry(endpoint)
             .or_insert_with(|| (0, Arc::new(Semaphore::new(per))));
-        if entry.0 >= per * 2 {
+        if entry.0 >= depth {
             return None;
         }
         entry.0 += 1;
@@ -126,17 +151,34 @@ impl Worker {
         Some(sem)
     }
 
-    fn give_back(&self, endpoint: Uuid) {
+    /// Frees a slot and notes how long the endpoint took; wakes the claim loop only when
+    /// that makes room it did not have (the instance was full, or the endpoint is down to
+    /// half its depth and may be refilled).
+    fn give_back(&self, endpoint: Uuid, latency_ms: Option<i32>) {
+        let cfg = &self.state.cfg.webhooks;
         let mut s = self.slots();
+        if let Some(ms) = latency_ms {
+            if s.latency_ms.len() > 100_000 {
+                s.latency_ms.clear();
+            }
+            let avg = s.latency_ms.entry(endpoint).or_insert(f64::from(ms));
+            *avg = *avg * 0.8 + f64::from(ms) * 0.2;
+        }
+        let half = self.depth(&s, endpoint) / 2;
+        let was_full = s.total >= cfg.concurrency;
         s.total = s.total.saturating_sub(1);
+        let mut refill = false;
         if let Some(entry) = s.endpoints.get_mut(&endpoint) {
             entry.0 = entry.0.saturating_sub(1);
+            refill = entry.0 == half;
             if entry.0 == 0 {
                 s.endpoints.remove(&endpoint);
             }
         }
         drop(s);
-        self.finished.notify_one();
+        if was_full || refill {
+            self.finished.notify_one();
+        }
     }
 }
 
@@ -206,13 +248,15 @@ async fn claim(w: &Arc<Worker>, limit: u64, busy: &[Uuid]) -> Result<usize, sea_
         let w = w.clone();
         tokio::spawn(async move {
             let endpoint_id = row.endpoint_id;
+            let mut latency = None;
             if let Ok(_permit) = sem.acquire().await {
                 let done = attempt(&w.state, &endpoint, row, lease_id).await;
+                latency = Some(done.latency_ms);
                 if w.results.send(done).await.is_err() {
                     tracing::debug!("webhook recorder stopped; the lease will run out");
                 }
             }
-            w.give_back(endpoint_id);
+            w.give_back(endpoint_id, latency);
         });
     }
     deliveries::release(&state.db, lease_id, &overflow).await?;
