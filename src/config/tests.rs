@@ -173,7 +173,7 @@ fn webhook_settings() {
             "WAGATE_WEBHOOK_ALLOW_PRIVATE",
         ),
     ] {
-        let e = Config::from_args(args).err().expect("invalid");
+        let e = Config::from_args(args).expect_err("invalid");
         assert_eq!(e.key, key, "{e}");
     }
 }
