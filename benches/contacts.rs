@@ -21,9 +21,8 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{env_num, percentile, register, start_server};
+use support::{env_num, percentile, phone, register, start_server};
 
-const AREA: [u32; 12] = [212, 213, 310, 312, 415, 617, 646, 702, 713, 718, 801, 917];
 const FIRST: [&str; 20] = [
     "Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "Mateo", "Isabella", "Lucas",
     "Mia", "Levi", "Amelia", "Ezra", "Harper", "Asher", "Evelyn", "James", "Aria", "Leo",
@@ -50,17 +49,6 @@ const LAST: [&str; 20] = [
     "Jackson",
     "Martin",
 ];
-
-/// A valid, unique US number for row `i` (up to 12 × 700 × 10,000 rows).
-fn phone(i: usize) -> String {
-    let rest = i / AREA.len();
-    format!(
-        "+1{}{}{:04}",
-        AREA[i % AREA.len()],
-        201 + rest / 10_000,
-        rest % 10_000
-    )
-}
 
 /// Rows `from..to` of the generated CSV (with a header row).
 fn csv(from: usize, to: usize) -> Vec<u8> {

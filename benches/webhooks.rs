@@ -19,7 +19,7 @@ use std::{
 use axum::{Router, body::Bytes, extract::State, routing::post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use support::{env_num, percentile, register, start_server};
+use support::{env_num, percentile, phone, register, start_server};
 
 #[derive(Default)]
 struct Seen {
@@ -47,17 +47,6 @@ async fn start_receiver() -> (String, Arc<Seen>) {
         .with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hook"), seen)
-}
-
-fn phone(i: usize) -> String {
-    const AREA: [u32; 6] = [212, 310, 415, 617, 646, 917];
-    let rest = i / AREA.len();
-    format!(
-        "+1{}{}{:04}",
-        AREA[i % AREA.len()],
-        201 + rest / 10_000,
-        rest % 10_000
-    )
 }
 
 async fn wait_count(seen: &Seen, n: usize, limit: Duration) -> bool {
