@@ -160,7 +160,7 @@ pub struct ConfigArgs {
     /// An endpoint failing this long is disabled.
     #[arg(long, global = true, env = "WAGATE_WEBHOOK_DISABLE_AFTER")]
     pub webhook_disable_after: Option<String>,
-    /// Webhook deliveries in flight at once on this instance.
+    /// Webhook deliveries held at once on this instance.
     #[arg(long, global = true, env = "WAGATE_WEBHOOK_CONCURRENCY")]
     pub webhook_concurrency: Option<String>,
     /// Webhook deliveries in flight at once to one endpoint.

@@ -22,7 +22,7 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// An endpoint failing every try for this long is disabled.
     pub disable_after: Duration,
-    /// Deliveries in flight at once on this instance.
+    /// Deliveries held at once on this instance (sending, or waiting for an endpoint slot).
     pub concurrency: usize,
     /// Deliveries in flight at once to one endpoint.
     pub endpoint_concurrency: usize,
