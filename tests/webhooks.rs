@@ -468,10 +468,10 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
             json!({"w": id, "d": d["id"]}),
         )
         .await;
-    assert_eq!(
-        retried["data"]["retryWebhookDelivery"]["status"], "pending",
-        "{retried}"
-    );
+    // Queued again (the worker may have sent it already by the time it is read back;
+    // the second receipt below is the proof).
+    let status = &retried["data"]["retryWebhookDelivery"]["status"];
+    assert!(status == "pending" || status == "delivered", "{retried}");
     rx.wait_for("/gql", 2).await;
 
     let updated = app
