@@ -16,6 +16,8 @@ pub struct Model {
     /// Hex SHA-256 of the whole key.
     #[sea_orm(unique)]
     pub key_hash: String,
+    /// Granted scopes, space-separated (e.g. `send_messages read_messages`).
+    pub scopes: String,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -8,6 +8,7 @@ mod m20261122_000002_sessions;
 mod m20261122_000003_messages;
 mod m20261122_000004_contacts;
 mod m20261122_000005_webhooks;
+mod m20261127_000006_api_key_scopes;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_messages::Migration),
             Box::new(m20261122_000004_contacts::Migration),
             Box::new(m20261122_000005_webhooks::Migration),
+            Box::new(m20261127_000006_api_key_scopes::Migration),
         ]
     }
 }

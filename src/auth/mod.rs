@@ -2,7 +2,10 @@
 
 pub mod jwt;
 pub mod password;
+pub mod scope;
 pub mod token;
+
+pub use scope::{Capabilities, Capability};
 
 use crate::ids::{ApiKeyId, TenantId, UserId};
 
@@ -15,6 +18,8 @@ pub struct Principal {
     pub actor: Actor,
     /// When the credential stops being valid (access tokens; API keys last until revoked).
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the credential may do: everything for a user, the key's scopes for an API key.
+    pub capabilities: Capabilities,
 }
 
 /// The authenticated party.
@@ -33,6 +38,12 @@ impl Principal {
             Actor::User(u) => Some(u),
             Actor::ApiKey(_) => None,
         }
+    }
+
+    /// `Ok` when the principal holds `cap`; 403 `FORBIDDEN` otherwise. Every service entry
+    /// point calls this first, so REST and GraphQL apply one rule.
+    pub fn require(&self, cap: Capability) -> Result<(), AppError> {
+        scope::check(self.capabilities, cap)
     }
 }
 

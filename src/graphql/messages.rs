@@ -107,7 +107,7 @@ impl MessageMutation {
         let key = messages::idempotency_key(idempotency_key.as_deref()).gql()?;
         let upload = file.value(ctx)?;
         let content = tokio::fs::File::from_std(upload.content);
-        let staged = messages::stage_upload(state, kind, Some(upload.filename), content)
+        let staged = messages::stage_upload(state, &p, kind, Some(upload.filename), content)
             .await
             .gql()?;
         let input = SendMediaInput {
@@ -179,21 +179,16 @@ pub(super) async fn message_events(
     session_id: Option<ID>,
 ) -> Result<BoxStream<'static, MessageEvent>> {
     let p = ctx.data::<GqlAuth>()?.require().gql()?;
-    let state = app(ctx)?;
-    let only = match &session_id {
-        Some(s) => {
-            let id = parse_id(s, "sessionId")?;
-            crate::service::sessions::get(state, &p, id).await.gql()?;
-            Some(id)
-        }
-        None => None,
-    };
-    Ok(state
-        .bus
-        .subscribe(p.tenant_id)
-        .filter_map(move |ev| {
+    let only = session_id
+        .as_ref()
+        .map(|s| parse_id(s, "sessionId"))
+        .transpose()?;
+    let events = crate::service::live::message_events(app(ctx)?, &p, only)
+        .await
+        .gql()?;
+    Ok(events
+        .filter_map(|ev| {
             let out = match &ev.payload {
-                _ if only.is_some_and(|id| id != ev.session_id) => None,
                 EventPayload::MessageStatus(m) => Some((MessageEventType::Status, m)),
                 EventPayload::MessageReceived(m) => Some((MessageEventType::Received, m)),
                 _ => None,

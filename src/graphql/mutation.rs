@@ -61,9 +61,14 @@ impl AuthMutation {
     }
 
     /// Create an API key; `key` is returned only this once.
-    async fn create_api_key(&self, ctx: &Context<'_>, name: String) -> Result<ApiKeyCreatedOutput> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        scopes: Option<Vec<String>>,
+    ) -> Result<ApiKeyCreatedOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
-        api_keys::create(app(ctx)?, &p, CreateApiKeyInput { name })
+        api_keys::create(app(ctx)?, &p, CreateApiKeyInput { name, scopes })
             .await
             .gql()
     }

@@ -65,10 +65,9 @@ impl SessionMutation {
     /// Disconnect, keeping the pairing.
     async fn disconnect_session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
-        let id = parse_id(&id, "id")?;
-        let state = app(ctx)?;
-        sessions::disconnect(state, &p, id).await.gql()?;
-        sessions::get(state, &p, id).await.gql()
+        sessions::disconnect(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()
     }
 
     /// Forget the pairing.

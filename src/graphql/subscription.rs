@@ -8,7 +8,7 @@ use futures_util::{StreamExt, stream, stream::BoxStream};
 use super::{GqlAuth, GqlResultExt, app, mutation::parse_id};
 use crate::{
     events::EventPayload,
-    service::sessions::{self, SessionStatus},
+    service::{live, sessions::SessionStatus},
 };
 
 /// A QR code to show for a session.
@@ -55,10 +55,7 @@ impl SubscriptionRoot {
     ) -> Result<BoxStream<'static, QrEvent>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let id = parse_id(&session_id, "sessionId")?;
-        let state = app(ctx)?;
-        // Subscribe before reading the current code so nothing falls in between.
-        let live = state.bus.subscribe(p.tenant_id);
-        let current = sessions::pending_qr(state, &p, id).await.gql()?;
+        let (current, live) = live::qr_events(app(ctx)?, &p, id).await.gql()?;
         let current_code = current.as_ref().map(|q| q.code.clone());
         let sid = session_id.clone();
         let initial = stream::iter(current.map(|q| QrEvent {
@@ -69,9 +66,7 @@ impl SubscriptionRoot {
         }));
         let live = live.filter_map(move |ev| {
             let out = match &ev.payload {
-                EventPayload::SessionQr(q)
-                    if ev.session_id == id && Some(&q.code) != current_code.as_ref() =>
-                {
+                EventPayload::SessionQr(q) if Some(&q.code) != current_code.as_ref() => {
                     Some(QrEvent {
                         session_id: session_id.clone(),
                         code: q.code.clone(),
@@ -102,30 +97,22 @@ impl SubscriptionRoot {
         session_id: Option<ID>,
     ) -> Result<BoxStream<'static, SessionStatusEvent>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
-        let state = app(ctx)?;
-        let only = match &session_id {
-            Some(s) => {
-                let id = parse_id(s, "sessionId")?;
-                sessions::get(state, &p, id).await.gql()?;
-                Some(id)
-            }
-            None => None,
-        };
-        Ok(state
-            .bus
-            .subscribe(p.tenant_id)
-            .filter_map(move |ev| {
+        let only = session_id
+            .as_ref()
+            .map(|s| parse_id(s, "sessionId"))
+            .transpose()?;
+        let events = live::session_events(app(ctx)?, &p, only).await.gql()?;
+        Ok(events
+            .filter_map(|ev| {
                 let out = match &ev.payload {
-                    EventPayload::SessionStatus(s) if only.is_none_or(|id| id == ev.session_id) => {
-                        Some(SessionStatusEvent {
-                            session_id: ID(ev.session_id.to_string()),
-                            status: SessionStatus::parse(&s.status),
-                            phone_number: s.phone_number.clone(),
-                            connected: s.connected,
-                            at: ev.at,
-                            reason: s.reason.clone(),
-                        })
-                    }
+                    EventPayload::SessionStatus(s) => Some(SessionStatusEvent {
+                        session_id: ID(ev.session_id.to_string()),
+                        status: SessionStatus::parse(&s.status),
+                        phone_number: s.phone_number.clone(),
+                        connected: s.connected,
+                        at: ev.at,
+                        reason: s.reason.clone(),
+                    }),
                     _ => None,
                 };
                 async move { out }

@@ -294,8 +294,8 @@ pub async fn import(
         (status = 200, description = "The CSV file", content_type = "text/csv", body = String),
         (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
     ))]
-pub async fn export(State(state): State<AppState>, UserAuth(p): UserAuth) -> Response {
-    let stream = contacts::export_csv(&state, &p).map_ok(Bytes::from);
+pub async fn export(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppResult<Response> {
+    let stream = contacts::export_csv(&state, &p)?.map_ok(Bytes::from);
     let mut res = (StatusCode::OK, Body::from_stream(stream)).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -306,5 +306,5 @@ pub async fn export(State(state): State<AppState>, UserAuth(p): UserAuth) -> Res
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"contacts.csv\""),
     );
-    res
+    Ok(res)
 }

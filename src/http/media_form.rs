@@ -12,6 +12,7 @@ use tokio_util::io::StreamReader;
 
 use super::extract::parse_json;
 use crate::{
+    auth::Principal,
     error::{AppError, AppResult},
     service::messages::{self, MessageKind, SendMediaInput, StagedUpload},
     state::AppState,
@@ -66,6 +67,7 @@ async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> AppResult
 
 async fn read_multipart(
     state: &AppState,
+    p: &Principal,
     kind: MessageKind,
     mut mp: Multipart,
 ) -> AppResult<MediaForm> {
@@ -84,7 +86,7 @@ async fn read_multipart(
                 }
                 let name = field.file_name().map(str::to_owned);
                 let reader = StreamReader::new(field.map_err(std::io::Error::other));
-                file = Some(messages::stage_upload(state, kind, name, reader).await?);
+                file = Some(messages::stage_upload(state, p, kind, name, reader).await?);
             }
             "sessionId" => input.session_id = small_text(field).await?,
             "to" => input.to = small_text(field).await?,
@@ -100,7 +102,12 @@ async fn read_multipart(
 /// Largest file accepted base64-encoded in JSON (it is held in memory; use multipart beyond).
 const MAX_JSON_FILE: u64 = 16 * 1024 * 1024;
 
-async fn read_json(state: &AppState, kind: MessageKind, req: Request) -> AppResult<MediaForm> {
+async fn read_json(
+    state: &AppState,
+    p: &Principal,
+    kind: MessageKind,
+    req: Request,
+) -> AppResult<MediaForm> {
     let limit = messages::media::limit_for(kind, &state.cfg.messaging.media).min(MAX_JSON_FILE);
     // base64 is 4/3 of the file, plus the other fields.
     let cap = usize::try_from(limit.saturating_mul(4) / 3 + 64 * 1024).unwrap_or(usize::MAX);
@@ -132,14 +139,19 @@ async fn read_json(state: &AppState, kind: MessageKind, req: Request) -> AppResu
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(raw)
                 .map_err(|_| AppError::field("file", "file must be base64-encoded"))?;
-            Some(messages::stage_upload(state, kind, body.file_name, &bytes[..]).await?)
+            Some(messages::stage_upload(state, p, kind, body.file_name, &bytes[..]).await?)
         }
     };
     Ok(MediaForm(input, file))
 }
 
 /// Reads a media form for `kind`.
-pub async fn read(state: &AppState, kind: MessageKind, req: Request) -> AppResult<MediaForm> {
+pub async fn read(
+    state: &AppState,
+    p: &Principal,
+    kind: MessageKind,
+    req: Request,
+) -> AppResult<MediaForm> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -161,9 +173,9 @@ pub async fn read(state: &AppState, kind: MessageKind, req: Request) -> AppResul
         let mp = Multipart::from_request(req, state)
             .await
             .map_err(|e| AppError::field("body", format!("Malformed multipart body: {e}")))?;
-        read_multipart(state, kind, mp).await
+        read_multipart(state, p, kind, mp).await
     } else if content_type.starts_with("application/json") {
-        read_json(state, kind, req).await
+        read_json(state, p, kind, req).await
     } else {
         Err(AppError::UnsupportedMediaType(
             "Content-Type must be multipart/form-data (or application/json with a base64 file)"

@@ -114,7 +114,7 @@ macro_rules! media_send {
             IdempotencyKey(key): IdempotencyKey,
             req: Request,
         ) -> AppResult<Response> {
-            let MediaForm(input, file) = media_form::read(&state, $kind, req).await?;
+            let MediaForm(input, file) = media_form::read(&state, &p, $kind, req).await?;
             Ok(envelope::ok(messages::send_media(&state, &p, $kind, input, file, key).await?))
         }
 
@@ -137,7 +137,7 @@ macro_rules! media_send {
             IdempotencyKey(key): IdempotencyKey,
             req: Request,
         ) -> AppResult<Response> {
-            let MediaForm(input, file) = media_form::read(&state, $kind, req).await?;
+            let MediaForm(input, file) = media_form::read(&state, &p, $kind, req).await?;
             Ok(envelope::ok(messages::send_media(&state, &p, $kind, input, file, key).await?))
         }
     };

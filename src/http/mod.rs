@@ -1,6 +1,9 @@
 //! The REST adapter: thin axum handlers over the service layer, declared once with utoipa so
 //! the router and the OpenAPI document cannot disagree.
 
+#[macro_use]
+mod twin;
+
 pub mod api_keys;
 pub mod auth;
 pub mod contact_groups;
@@ -46,8 +49,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::disconnect))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
+        .routes(routes!(sessions::external_list, sessions::external_create))
+        .routes(routes!(
+            sessions::external_get,
+            sessions::external_rename,
+            sessions::external_delete
+        ))
+        .routes(routes!(sessions::external_connect))
+        .routes(routes!(sessions::external_status))
+        .routes(routes!(sessions::external_disconnect))
+        .routes(routes!(sessions::external_logout))
+        .routes(routes!(sessions::external_qr))
         .routes(routes!(sandbox::scan))
-        .routes(routes!(sessions::external_list))
         .routes(routes!(sandbox::inbound))
         .routes(routes!(messages::send_text))
         .routes(routes!(messages::external_send_text))
@@ -87,6 +100,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::retry))
         .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::external_list, webhooks::external_create))
+        .routes(routes!(
+            webhooks::external_get,
+            webhooks::external_update,
+            webhooks::external_delete
+        ))
+        .routes(routes!(webhooks::external_secret))
+        .routes(routes!(webhooks::external_rotate_secret))
+        .routes(routes!(webhooks::external_deliveries))
+        .routes(routes!(webhooks::external_retry))
+        .routes(routes!(webhooks::external_test))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }

@@ -1,15 +1,14 @@
 //! `/api/webhooks`: endpoints, signing secrets, the delivery log, retries and test events
-//! (JWT).
+//! (JWT), and their API-key twins under `/api/external/webhooks`.
 
-use axum::{extract::State, response::Response};
 use uuid::Uuid;
 
 use super::{
     envelope::{self, Envelope, MessageEnvelope, PagedEnvelope},
-    extract::{PageQuery, Path, Query, UserAuth, ValidJson},
+    extract::{PageQuery, Path, Query, ValidJson},
 };
 use crate::{
-    error::{AppResult, ErrorEnvelope},
+    error::ErrorEnvelope,
     service::{
         pagination::PageRequest,
         webhooks::{
@@ -17,124 +16,105 @@ use crate::{
             WebhookDeliveryOutput, WebhookOutput, WebhookSecretOutput,
         },
     },
-    state::AppState,
 };
 
-/// List your webhooks, oldest first.
-#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks",
-    security(("bearerAuth" = [])), params(PageQuery),
+twin! {
+    /// List your webhooks, oldest first.
+    get "/api/webhooks" | "/api/external/webhooks", tag = "webhooks",
+    params(PageQuery),
     responses(
         (status = 200, description = "A page of webhooks", body = PagedEnvelope<WebhookOutput>),
         (status = 400, description = "Bad page or limit", body = ErrorEnvelope),
-        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
-    ))]
-pub async fn list(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Query(q): Query<PageQuery>,
-) -> AppResult<Response> {
-    let out = webhooks::list(&state, &p, q.request()?).await?;
-    Ok(envelope::paged(out.data, out.pagination))
+    ),
+    list | external_list (state, p, Query(q): Query<PageQuery>) {
+        let out = webhooks::list(&state, &p, q.request()?).await?;
+        Ok(envelope::paged(out.data, out.pagination))
+    }
 }
 
-/// Create a webhook. The answer carries its signing secret (also at `GET …/{id}/secret`).
-///
-/// The URL must be `http` or `https`; loopback and private addresses are refused unless the
-/// gateway runs with `WAGATE_WEBHOOK_ALLOW_PRIVATE=true`.
-#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks",
-    security(("bearerAuth" = [])), request_body = CreateWebhookInput,
+twin! {
+    /// Create a webhook. The answer carries its signing secret (also at `GET …/{id}/secret`).
+    ///
+    /// The URL must be `http` or `https`; loopback and private addresses are refused unless the
+    /// gateway runs with `WAGATE_WEBHOOK_ALLOW_PRIVATE=true`.
+    post "/api/webhooks" | "/api/external/webhooks", tag = "webhooks",
+    request_body = CreateWebhookInput,
     responses(
         (status = 201, description = "Created", body = Envelope<CreatedWebhookOutput>),
         (status = 400, description = "Validation failed (per-field `errors`)", body = ErrorEnvelope),
-        (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
-    ))]
-pub async fn create(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    ValidJson(input): ValidJson<CreateWebhookInput>,
-) -> AppResult<Response> {
-    Ok(envelope::created(
-        webhooks::create(&state, &p, input).await?,
-    ))
+        (status = 404, description = "A session in `sessionIds` is not in your tenant", body = ErrorEnvelope),
+    ),
+    create | external_create (state, p, ValidJson(input): ValidJson<CreateWebhookInput>) {
+        Ok(envelope::created(webhooks::create(&state, &p, input).await?))
+    }
 }
 
-/// One webhook.
-#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// One webhook.
+    get "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The webhook", body = Envelope<WebhookOutput>),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn get(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-) -> AppResult<Response> {
-    Ok(envelope::ok(webhooks::get(&state, &p, id).await?))
+    ),
+    get | external_get (state, p, Path(id): Path<Uuid>) {
+        Ok(envelope::ok(webhooks::get(&state, &p, id).await?))
+    }
 }
 
-/// Change a webhook; `enabled: true` re-enables one that was disabled automatically.
-#[utoipa::path(patch, path = "/api/webhooks/{id}", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// Change a webhook; `enabled: true` re-enables one that was disabled automatically.
+    patch "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     request_body = UpdateWebhookInput,
     responses(
         (status = 200, description = "Updated", body = Envelope<WebhookOutput>),
         (status = 400, description = "Validation failed", body = ErrorEnvelope),
-        (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn update(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-    ValidJson(input): ValidJson<UpdateWebhookInput>,
-) -> AppResult<Response> {
-    Ok(envelope::ok(webhooks::update(&state, &p, id, input).await?))
+        (status = 404, description = "Not found in your tenant (or a session in `sessionIds` is not)", body = ErrorEnvelope),
+    ),
+    update | external_update (state, p, Path(id): Path<Uuid>, ValidJson(input): ValidJson<UpdateWebhookInput>) {
+        Ok(envelope::ok(webhooks::update(&state, &p, id, input).await?))
+    }
 }
 
-/// Delete a webhook with its delivery log.
-#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// Delete a webhook with its delivery log.
+    delete "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "Deleted", body = MessageEnvelope),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn delete(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-) -> AppResult<Response> {
-    webhooks::delete(&state, &p, id).await?;
-    Ok(envelope::message("Webhook deleted"))
+    ),
+    delete | external_delete (state, p, Path(id): Path<Uuid>) {
+        webhooks::delete(&state, &p, id).await?;
+        Ok(envelope::message("Webhook deleted"))
+    }
 }
 
-/// The signing secret.
-#[utoipa::path(get, path = "/api/webhooks/{id}/secret", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// The signing secret.
+    get "/api/webhooks/{id}/secret" | "/api/external/webhooks/{id}/secret", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The secret", body = Envelope<WebhookSecretOutput>),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn secret(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-) -> AppResult<Response> {
-    Ok(envelope::ok(webhooks::secret(&state, &p, id).await?))
+    ),
+    secret | external_secret (state, p, Path(id): Path<Uuid>) {
+        Ok(envelope::ok(webhooks::secret(&state, &p, id).await?))
+    }
 }
 
-/// Replace the signing secret; the old one keeps signing (a second `v1,` signature) for 24 h.
-#[utoipa::path(post, path = "/api/webhooks/{id}/rotate-secret", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// Replace the signing secret; the old one keeps signing (a second `v1,` signature) for 24 h.
+    post "/api/webhooks/{id}/rotate-secret" | "/api/external/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The new secret", body = Envelope<WebhookSecretOutput>),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn rotate_secret(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-) -> AppResult<Response> {
-    Ok(envelope::ok(webhooks::rotate_secret(&state, &p, id).await?))
+    ),
+    rotate_secret | external_rotate_secret (state, p, Path(id): Path<Uuid>) {
+        Ok(envelope::ok(webhooks::rotate_secret(&state, &p, id).await?))
+    }
 }
 
 /// `?status=&page=&limit=` of the delivery log.
@@ -148,31 +128,27 @@ pub struct DeliveryQuery {
     pub limit: Option<String>,
 }
 
-/// The delivery log, newest first: each event with every try (time, HTTP status, latency,
-/// first 1 KiB of the answer).
-#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks",
-    security(("bearerAuth" = [])),
+twin! {
+    /// The delivery log, newest first: each event with every try (time, HTTP status, latency,
+    /// first 1 KiB of the answer).
+    get "/api/webhooks/{id}/deliveries" | "/api/external/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook UUID"), DeliveryQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = PagedEnvelope<WebhookDeliveryOutput>),
         (status = 400, description = "Bad status, page or limit", body = ErrorEnvelope),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
-    ))]
-pub async fn deliveries(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-    Query(q): Query<DeliveryQuery>,
-) -> AppResult<Response> {
-    let page = PageRequest::from_query(q.page.as_deref(), q.limit.as_deref())?;
-    let out = webhooks::deliveries(&state, &p, id, q.status.as_deref(), page).await?;
-    Ok(envelope::paged(out.data, out.pagination))
+    ),
+    deliveries | external_deliveries (state, p, Path(id): Path<Uuid>, Query(q): Query<DeliveryQuery>) {
+        let page = PageRequest::from_query(q.page.as_deref(), q.limit.as_deref())?;
+        let out = webhooks::deliveries(&state, &p, id, q.status.as_deref(), page).await?;
+        Ok(envelope::paged(out.data, out.pagination))
+    }
 }
 
-/// Try a delivery again now (also a delivered or failed one; same `webhook-id`). 409 while a
-/// try of it is in progress.
-#[utoipa::path(post, path = "/api/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
-    security(("bearerAuth" = [])),
+twin! {
+    /// Try a delivery again now (also a delivered or failed one; same `webhook-id`). 409 while a
+    /// try of it is in progress.
+    post "/api/webhooks/{id}/deliveries/{deliveryId}/retry" | "/api/external/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
     params(
         ("id" = Uuid, Path, description = "Webhook UUID"),
         ("deliveryId" = Uuid, Path, description = "Delivery UUID"),
@@ -181,29 +157,22 @@ pub async fn deliveries(
         (status = 202, description = "Queued", body = Envelope<WebhookDeliveryOutput>),
         (status = 404, description = "Webhook or delivery not found in your tenant", body = ErrorEnvelope),
         (status = 409, description = "A try of it is in progress", body = ErrorEnvelope),
-    ))]
-pub async fn retry(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path((id, delivery)): Path<(Uuid, Uuid)>,
-) -> AppResult<Response> {
-    Ok(envelope::accepted(
-        webhooks::retry(&state, &p, id, delivery).await?,
-    ))
+    ),
+    retry | external_retry (state, p, Path((id, delivery)): Path<(Uuid, Uuid)>) {
+        Ok(envelope::accepted(webhooks::retry(&state, &p, id, delivery).await?))
+    }
 }
 
-/// Send a `webhook.test` event to this webhook.
-#[utoipa::path(post, path = "/api/webhooks/{id}/test", tag = "webhooks",
-    security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Webhook UUID")),
+twin! {
+    /// Send a `webhook.test` event to this webhook.
+    post "/api/webhooks/{id}/test" | "/api/external/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 202, description = "Queued", body = Envelope<WebhookDeliveryOutput>),
         (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
         (status = 409, description = "The webhook is disabled", body = ErrorEnvelope),
-    ))]
-pub async fn test(
-    State(state): State<AppState>,
-    UserAuth(p): UserAuth,
-    Path(id): Path<Uuid>,
-) -> AppResult<Response> {
-    Ok(envelope::accepted(webhooks::test(&state, &p, id).await?))
+    ),
+    test | external_test (state, p, Path(id): Path<Uuid>) {
+        Ok(envelope::accepted(webhooks::test(&state, &p, id).await?))
+    }
 }

@@ -9,23 +9,35 @@ use sea_orm::{
 
 use crate::ids::{ApiKeyId, TenantId, UserId};
 
+/// A key to store.
+pub struct NewApiKey<'a> {
+    /// The user who creates it.
+    pub created_by: Option<UserId>,
+    /// Label.
+    pub name: &'a str,
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// Hex SHA-256 of the key.
+    pub key_hash: &'a str,
+    /// Granted scopes, stored form.
+    pub scopes: &'a str,
+}
+
 /// Stores a new key.
 pub async fn insert(
     db: &impl ConnectionTrait,
     tenant: TenantId,
-    created_by: Option<UserId>,
-    name: &str,
-    prefix: &str,
-    key_hash: &str,
+    key: NewApiKey<'_>,
     now: DateTime<Utc>,
 ) -> Result<api_key::Model, DbErr> {
     api_key::ActiveModel {
         id: Set(ApiKeyId::new().uuid()),
         tenant_id: Set(tenant.uuid()),
-        created_by: Set(created_by.map(UserId::uuid)),
-        name: Set(name.to_owned()),
-        prefix: Set(prefix.to_owned()),
-        key_hash: Set(key_hash.to_owned()),
+        created_by: Set(key.created_by.map(UserId::uuid)),
+        name: Set(key.name.to_owned()),
+        prefix: Set(key.prefix.to_owned()),
+        key_hash: Set(key.key_hash.to_owned()),
+        scopes: Set(key.scopes.to_owned()),
         last_used_at: Set(None),
         revoked_at: Set(None),
         created_at: Set(now),

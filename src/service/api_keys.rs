@@ -8,7 +8,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::{
-    auth::{Principal, token},
+    auth::{Capabilities, Capability, Principal, token},
     error::{AppError, AppResult},
     ids::ApiKeyId,
     repo,
@@ -29,6 +29,54 @@ pub struct CreateApiKeyInput {
         message = "Name is required (at most 100 characters)"
     ))]
     pub name: String,
+    /// What the key may do (see the README's scope table). Default: `send_messages`,
+    /// `read_messages`, `read_sessions`, `manage_contacts`. `manage_webhooks`,
+    /// `read_webhook_secrets` and `manage_sessions` only when asked for; `manage_api_keys`
+    /// is never granted to a key.
+    #[serde(default)]
+    #[schema(example = json!(["send_messages", "read_messages"]))]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Validates requested scopes: known names, never `manage_api_keys`, at least one.
+fn requested_scopes(scopes: Option<&[String]>) -> AppResult<Capabilities> {
+    let Some(names) = scopes else {
+        return Ok(Capabilities::default_key());
+    };
+    if names.is_empty() {
+        return Err(AppError::field(
+            "scopes",
+            "Give at least one scope, or omit scopes for the default set",
+        ));
+    }
+    let mut caps = Vec::with_capacity(names.len());
+    for name in names {
+        match Capability::parse(name.trim()) {
+            Some(Capability::ManageApiKeys) => {
+                return Err(AppError::field(
+                    "scopes",
+                    "manage_api_keys cannot be granted to an API key",
+                ));
+            }
+            Some(c) => caps.push(c),
+            None => {
+                let known: Vec<&str> = Capability::ALL
+                    .iter()
+                    .filter(|c| **c != Capability::ManageApiKeys)
+                    .map(|c| c.name())
+                    .collect();
+                return Err(AppError::field(
+                    "scopes",
+                    format!(
+                        "Unknown scope '{}'; known scopes: {}",
+                        name.chars().take(64).collect::<String>(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Capabilities::of(&caps))
 }
 
 /// A freshly created key: `key` is shown only this once.
@@ -43,6 +91,8 @@ pub struct ApiKeyCreatedOutput {
     pub key: String,
     /// The first characters of the key, for recognising it later.
     pub prefix: String,
+    /// What the key may do.
+    pub scopes: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -57,6 +107,8 @@ pub struct ApiKeyOutput {
     pub name: String,
     /// The first characters of the key.
     pub prefix: String,
+    /// What the key may do.
+    pub scopes: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last time the key authenticated a request (minute granularity).
@@ -69,6 +121,7 @@ impl From<entity::api_key::Model> for ApiKeyOutput {
             id: r.id,
             name: r.name,
             prefix: r.prefix,
+            scopes: Capabilities::from_stored(&r.scopes).names(),
             created_at: r.created_at,
             last_used_at: r.last_used_at,
         }
@@ -106,6 +159,7 @@ pub async fn whoami(state: &AppState, principal: &Principal) -> AppResult<ApiKey
 }
 
 fn require_user(principal: &Principal) -> AppResult<crate::ids::UserId> {
+    principal.require(Capability::ManageApiKeys)?;
     principal.user_id().ok_or_else(|| {
         AppError::Forbidden("API keys are managed with a user access token, not an API key".into())
     })
@@ -124,15 +178,19 @@ pub async fn create(
         "name",
         "Name is required (at most 100 characters)",
     )?;
+    let scopes = requested_scopes(input.scopes.as_deref())?;
     let key = token::new_api_key();
     let prefix = token::display_prefix(&key);
     let row = repo::api_keys::insert(
         &state.db,
         principal.tenant_id,
-        Some(user),
-        name,
-        &prefix,
-        &token::sha256_hex(&key),
+        repo::api_keys::NewApiKey {
+            created_by: Some(user),
+            name,
+            prefix: &prefix,
+            key_hash: &token::sha256_hex(&key),
+            scopes: &scopes.to_stored(),
+        },
         state.clock.now(),
     )
     .await?;
@@ -141,6 +199,7 @@ pub async fn create(
         name: row.name,
         key,
         prefix: row.prefix,
+        scopes: scopes.names(),
         created_at: row.created_at,
     })
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::{
-    auth::{Actor, Principal, password, token},
+    auth::{Actor, Capabilities, Principal, password, token},
     error::{AppError, AppResult},
     ids::{ApiKeyId, TenantId, UserId},
     repo::{self, users::NewUser},
@@ -354,6 +354,7 @@ pub fn authenticate_bearer(state: &AppState, token: &str) -> AppResult<Principal
         tenant_id: TenantId(claims.tid),
         actor: Actor::User(UserId(claims.sub)),
         expires_at: chrono::DateTime::from_timestamp(claims.exp, 0),
+        capabilities: Capabilities::all(),
     })
 }
 
@@ -380,6 +381,7 @@ pub async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Prin
         tenant_id: tenant,
         actor: Actor::ApiKey(id),
         expires_at: None,
+        capabilities: Capabilities::from_stored(&row.scopes),
     })
 }
 

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub(crate) mod check;
 pub mod contacts;
+pub mod live;
 pub mod messages;
 pub mod pagination;
 pub mod sessions;

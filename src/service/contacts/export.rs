@@ -4,7 +4,13 @@
 use futures_util::Stream;
 
 use super::output;
-use crate::{auth::Principal, error::AppError, ids::TenantId, repo, state::AppState};
+use crate::{
+    auth::{Capability, Principal},
+    error::{AppError, AppResult},
+    ids::TenantId,
+    repo,
+    state::AppState,
+};
 
 /// Contacts read per page.
 const PAGE: u64 = 1000;
@@ -64,7 +70,8 @@ struct Cursor {
 pub fn export_csv(
     state: &AppState,
     p: &Principal,
-) -> impl Stream<Item = Result<Vec<u8>, AppError>> + Send + 'static {
+) -> AppResult<impl Stream<Item = Result<Vec<u8>, AppError>> + Send + 'static + use<>> {
+    p.require(Capability::ManageContacts)?;
     let start = Cursor {
         state: state.clone(),
         tenant: p.tenant_id,
@@ -72,7 +79,7 @@ pub fn export_csv(
         first: true,
         done: false,
     };
-    futures_util::stream::unfold(start, |mut cur| async move {
+    Ok(futures_util::stream::unfold(start, |mut cur| async move {
         if cur.done {
             return None;
         }
@@ -91,5 +98,5 @@ pub fn export_csv(
         let chunk = encode(&rows, cur.first);
         cur.first = false;
         Some((chunk, cur))
-    })
+    }))
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::types::nullable;
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult, FieldErrors},
     repo,
     service::pagination::{PageRequest, Pagination},
@@ -177,6 +177,7 @@ pub async fn create_group(
     p: &Principal,
     input: CreateGroupInput,
 ) -> AppResult<GroupOutput> {
+    p.require(Capability::ManageContacts)?;
     let mut errors = FieldErrors::new();
     let name = name_rule(&mut errors, input.name.as_deref(), true);
     let description = description_rule(&mut errors, input.description);
@@ -200,6 +201,7 @@ pub async fn create_group(
 
 /// One group with its member count.
 pub async fn get_group(state: &AppState, p: &Principal, id: Uuid) -> AppResult<GroupOutput> {
+    p.require(Capability::ManageContacts)?;
     let g = repo::contact_groups::get(&state.db, p.tenant_id, id)
         .await?
         .ok_or_else(group_not_found)?;
@@ -212,6 +214,7 @@ pub async fn list_groups(
     p: &Principal,
     page: PageRequest,
 ) -> AppResult<GroupPage> {
+    p.require(Capability::ManageContacts)?;
     let (rows, total) =
         repo::contact_groups::list(&state.db, p.tenant_id, page.offset(), page.limit).await?;
     let ids: Vec<Uuid> = rows.iter().map(|g| g.id).collect();
@@ -235,6 +238,7 @@ pub async fn update_group(
     id: Uuid,
     input: UpdateGroupInput,
 ) -> AppResult<GroupOutput> {
+    p.require(Capability::ManageContacts)?;
     if input.name.is_none() && input.description.is_none() {
         return Err(AppError::field("body", "No valid fields to update"));
     }
@@ -263,6 +267,7 @@ pub async fn update_group(
 
 /// Deletes a group (its contacts stay).
 pub async fn delete_group(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    p.require(Capability::ManageContacts)?;
     if repo::contact_groups::delete(&state.db, p.tenant_id, id).await? {
         Ok(())
     } else {
@@ -308,6 +313,7 @@ pub async fn add_members(
     group: Uuid,
     input: MembersInput,
 ) -> AppResult<MembersOutcome> {
+    p.require(Capability::ManageContacts)?;
     let ids = contact_ids(input)?;
     repo::contact_groups::get(&state.db, p.tenant_id, group)
         .await?
@@ -350,6 +356,7 @@ pub async fn remove_members(
     group: Uuid,
     input: MembersInput,
 ) -> AppResult<MembersOutcome> {
+    p.require(Capability::ManageContacts)?;
     let ids = contact_ids(input)?;
     repo::contact_groups::get(&state.db, p.tenant_id, group)
         .await?

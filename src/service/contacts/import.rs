@@ -19,7 +19,7 @@ use super::{
     NewContact, validate,
 };
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult, FieldErrors},
     ids::TenantId,
     repo,
@@ -272,6 +272,7 @@ pub async fn import_csv<R>(
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
+    p.require(Capability::ManageContacts)?;
     let (delimiter, prefix) = inspect(&mut reader).await?;
     let tenant = p.tenant_id;
     let now = state.clock.now();
@@ -439,6 +440,7 @@ pub async fn bulk_import(
     p: &Principal,
     contacts: Vec<BulkContactInput>,
 ) -> AppResult<BulkOutcome> {
+    p.require(Capability::ManageContacts)?;
     if contacts.is_empty() {
         return Err(AppError::field(
             "contacts",

@@ -20,7 +20,7 @@ pub use import::{IMPORT_LIMIT, bulk_import, import_csv};
 pub use types::*;
 
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult},
     ids::TenantId,
     repo::{self, contacts::ListFilter, contacts::SortField},
@@ -114,6 +114,7 @@ pub async fn create(
     input: NewContact,
     family: Family,
 ) -> AppResult<ContactOutput> {
+    p.require(Capability::ManageContacts)?;
     let now = state.clock.now();
     let (row, tags) =
         validate::new_row(p.tenant_id, input, family, "api", now).map_err(AppError::fields)?;
@@ -129,6 +130,7 @@ pub async fn create(
 
 /// One contact by id.
 pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<ContactOutput> {
+    p.require(Capability::ManageContacts)?;
     repo::contacts::get(&state.db, p.tenant_id, id)
         .await?
         .map(|m| output(&m))
@@ -137,6 +139,7 @@ pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Contact
 
 /// One contact by any of its ids: `contact_<uuid>`, a bare UUID, or the 24-hex vendor id.
 pub async fn find(state: &AppState, p: &Principal, reference: &str) -> AppResult<ContactOutput> {
+    p.require(Capability::ManageContacts)?;
     let r = reference.trim();
     let uuid = Uuid::parse_str(r.strip_prefix("contact_").unwrap_or(r)).ok();
     let found = match uuid {
@@ -163,12 +166,14 @@ pub async fn update_by_ref(
     input: UpdateContactInput,
     family: Family,
 ) -> AppResult<ContactOutput> {
+    p.require(Capability::ManageContacts)?;
     let id = resolve(state, p, reference).await?;
     update(state, p, id, input, family).await
 }
 
 /// [`delete`] for a contact named by any of its ids.
 pub async fn delete_by_ref(state: &AppState, p: &Principal, reference: &str) -> AppResult<()> {
+    p.require(Capability::ManageContacts)?;
     let id = resolve(state, p, reference).await?;
     delete(state, p, id).await
 }
@@ -181,6 +186,7 @@ pub async fn update(
     input: UpdateContactInput,
     family: Family,
 ) -> AppResult<ContactOutput> {
+    p.require(Capability::ManageContacts)?;
     if input.is_empty() {
         return Err(AppError::field("body", "No valid fields to update"));
     }
@@ -202,6 +208,7 @@ pub async fn update(
 
 /// Deletes a contact.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    p.require(Capability::ManageContacts)?;
     let txn = state.db.begin().await?;
     let gone = repo::contacts::get(&txn, p.tenant_id, id)
         .await?
@@ -241,6 +248,7 @@ pub async fn list(
     q: ContactQuery,
     page: PageRequest,
 ) -> AppResult<ContactPage> {
+    p.require(Capability::ManageContacts)?;
     let mut errors = crate::error::FieldErrors::new();
     let sort = match q
         .sort_by
@@ -358,6 +366,7 @@ async fn list_sorted(
 
 /// Every tag of the tenant with its number of contacts, most used first.
 pub async fn tags(state: &AppState, p: &Principal) -> AppResult<Vec<TagCount>> {
+    p.require(Capability::ManageContacts)?;
     Ok(repo::contacts::tag_counts(&state.db, p.tenant_id)
         .await?
         .into_iter()

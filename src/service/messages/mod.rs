@@ -20,7 +20,7 @@ pub use types::*;
 pub use updates::{apply_update, receive, run_updates, sandbox_inbound};
 
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult},
     events::{Event, EventPayload},
     ids::TenantId,
@@ -223,6 +223,7 @@ pub async fn send_text(
     input: SendTextInput,
     idem: Option<String>,
 ) -> AppResult<SendOutput> {
+    p.require(Capability::SendMessages)?;
     let mut c = Check::default();
     let session_id = c.session(&input.session_id);
     let to = c.phone("to", &input.to);
@@ -249,6 +250,7 @@ pub async fn send_location(
     input: SendLocationInput,
     idem: Option<String>,
 ) -> AppResult<SendOutput> {
+    p.require(Capability::SendMessages)?;
     let mut c = Check::default();
     let session_id = c.session(&input.session_id);
     let to = c.phone("to", &input.to);
@@ -307,10 +309,12 @@ pub struct StagedUpload {
 /// other fields may come before or after the file.
 pub async fn stage_upload<R: AsyncRead + Unpin>(
     state: &AppState,
+    p: &Principal,
     kind: MessageKind,
     file_name: Option<String>,
     content: R,
 ) -> AppResult<StagedUpload> {
+    p.require(Capability::SendMessages)?;
     let limit = media::limit_for(kind, &state.cfg.messaging.media);
     let content = match media::stage(&state.media_staging, content, limit).await {
         Ok(s) => Ok(s),
@@ -337,6 +341,7 @@ pub async fn send_media(
     file: Option<StagedUpload>,
     idem: Option<String>,
 ) -> AppResult<SendOutput> {
+    p.require(Capability::SendMessages)?;
     let mut c = Check::default();
     let mut uploaded_name = None;
     let staged = match file {
@@ -424,6 +429,7 @@ fn sanitize_file_name(raw: &str) -> String {
 
 /// One message of the tenant.
 pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<MessageOutput> {
+    p.require(Capability::ReadMessages)?;
     repo::messages::get(&state.db, p.tenant_id, id)
         .await?
         .map(|m| output(&m))
@@ -437,6 +443,7 @@ pub async fn list(
     filter: MessageFilter,
     page: PageRequest,
 ) -> AppResult<MessagePage> {
+    p.require(Capability::ReadMessages)?;
     let mut c = Check::default();
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let session_id = blank(filter.session_id).and_then(|s| c.session(&s));
@@ -495,6 +502,7 @@ pub struct MediaDownload {
 
 /// Opens the media of one of the tenant's messages.
 pub async fn media(state: &AppState, p: &Principal, id: Uuid) -> AppResult<MediaDownload> {
+    p.require(Capability::ReadMessages)?;
     let m = repo::messages::get(&state.db, p.tenant_id, id)
         .await?
         .ok_or_else(not_found)?;

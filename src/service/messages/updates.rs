@@ -8,7 +8,7 @@ use super::{
     Check, Direction, MAX_TEXT, MessageKind, MessageOutput, MessageStatus, output, publish,
 };
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult},
     ids::TenantId,
     provider::{InboundMessage, MessageUpdate, ProviderKind},
@@ -194,6 +194,7 @@ pub async fn sandbox_inbound(
     session_id: Uuid,
     input: super::SandboxInboundInput,
 ) -> AppResult<MessageOutput> {
+    p.require(Capability::ManageSessions)?;
     let mut c = Check::default();
     let from = c.phone("from", &input.from);
     let text = c.text("text", &input.text, true, MAX_TEXT);

@@ -16,7 +16,7 @@ pub use runtime::SessionRuntime;
 pub use types::*;
 
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult},
     events::{Event, EventPayload, QrPayload, StatusPayload},
     ids::TenantId,
@@ -42,7 +42,7 @@ fn not_found() -> AppError {
     AppError::NotFound("Session not found".into())
 }
 
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
@@ -97,6 +97,7 @@ pub async fn create(
     p: &Principal,
     input: CreateSessionInput,
 ) -> AppResult<SessionOutput> {
+    p.require(Capability::ManageSessions)?;
     input.validate()?;
     let name = required_trimmed(&input.name, "name", NAME_REQUIRED)?;
     let provider = input.provider.unwrap_or(state.cfg.provider);
@@ -125,6 +126,7 @@ pub async fn create(
 
 /// A page of the tenant's sessions.
 pub async fn list(state: &AppState, p: &Principal, page: PageRequest) -> AppResult<SessionPage> {
+    p.require(Capability::ReadSessions)?;
     let (rows, total) =
         repo::sessions::list(&state.db, p.tenant_id, page.offset(), page.limit).await?;
     Ok(SessionPage {
@@ -135,11 +137,13 @@ pub async fn list(state: &AppState, p: &Principal, page: PageRequest) -> AppResu
 
 /// One session.
 pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
+    p.require(Capability::ReadSessions)?;
     Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
 }
 
 /// Connection status of one session.
 pub async fn status(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionStatusOutput> {
+    p.require(Capability::ReadSessions)?;
     Ok(SessionStatusOutput::from(
         &load(state, p.tenant_id, id).await?,
     ))
@@ -152,17 +156,19 @@ pub async fn rename(
     id: Uuid,
     input: RenameSessionInput,
 ) -> AppResult<SessionOutput> {
+    p.require(Capability::ManageSessions)?;
     input.validate()?;
     let name = required_trimmed(&input.name, "name", NAME_REQUIRED)?;
     if !repo::sessions::rename(&state.db, p.tenant_id, id, name, state.clock.now()).await? {
         return Err(not_found());
     }
-    get(state, p, id).await
+    Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
 }
 
 /// Starts connecting. Returns once the provider has issued a QR code (`qr_pending`) or
 /// restored an earlier pairing (`connected`).
 pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<ConnectOutput> {
+    p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     let now = state.clock.now();
     let status = SessionStatus::parse(&s.status);
@@ -262,7 +268,8 @@ async fn end_by_user(
 }
 
 /// Disconnects without forgetting the pairing.
-pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
+    p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     if !ACTIVE.contains(&s.status.as_str()) {
         return Err(AppError::Conflict("Session is not connected".into()));
@@ -275,8 +282,8 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
         ..Change::default()
     };
     end_by_user(state, &s, change).await?;
-    reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
-    Ok(())
+    let m = reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
+    Ok(SessionOutput::from(&m))
 }
 
 async fn forget_pairing(state: &AppState, m: &entity::wa_session::Model) {
@@ -295,6 +302,7 @@ async fn forget_pairing(state: &AppState, m: &entity::wa_session::Model) {
 
 /// Forgets the pairing: the next connect needs a new QR code.
 pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
+    p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     if !ACTIVE.contains(&s.status.as_str()) && s.credentials.is_none() {
         return Err(AppError::Conflict("Session is not paired".into()));
@@ -315,6 +323,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
 
 /// Logs out (if paired) and removes the session.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     state.runtime.stop(id);
     forget_pairing(state, &s).await;
@@ -330,6 +339,7 @@ pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> 
 
 /// The QR code waiting to be scanned, if any (404 for another tenant's session).
 pub async fn pending_qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Option<QrPayload>> {
+    p.require(Capability::ReadSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     if s.status != SessionStatus::QrPending.as_str() {
         return Ok(None);
@@ -346,6 +356,7 @@ pub async fn pending_qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
 
 /// The QR code currently waiting to be scanned, with a PNG rendering; 404 when none is.
 pub async fn qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<QrOutput> {
+    p.require(Capability::ReadSessions)?;
     let q = pending_qr(state, p, id)
         .await?
         .ok_or_else(|| AppError::NotFound("No QR code is pending for this session".into()))?;
@@ -374,6 +385,7 @@ pub async fn sandbox_scan(
     id: Uuid,
     input: SandboxScanInput,
 ) -> AppResult<SessionOutput> {
+    p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
     if s.provider != ProviderKind::Sandbox.as_str() {
         return Err(AppError::NotFound(
@@ -417,5 +429,5 @@ pub async fn sandbox_scan(
         ));
     }
     state.runtime.stop_attempt(id, s.attempt_id);
-    get(state, p, id).await
+    Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
 }

@@ -24,7 +24,7 @@ pub use events::{EVENT_TYPES, WebhookEvent, emit, enqueue, enqueue_lazy, enqueue
 pub use types::*;
 
 use crate::{
-    auth::Principal,
+    auth::{Capability, Principal},
     error::{AppError, AppResult},
     repo::{self, webhook_deliveries as deliveries},
     service::pagination::{PageRequest, Pagination},
@@ -98,6 +98,8 @@ pub async fn create(
     p: &Principal,
     input: CreateWebhookInput,
 ) -> AppResult<CreatedWebhookOutput> {
+    p.require(Capability::ManageWebhooks)?;
+    p.require(Capability::ReadWebhookSecrets)?;
     let now = state.clock.now();
     let v = validate::create(&input, state.cfg.webhooks.allow_private).await?;
     let m = entity::webhook_endpoint::Model {
@@ -130,6 +132,7 @@ pub async fn list(
     p: &Principal,
     page: PageRequest,
 ) -> AppResult<Page<WebhookOutput>> {
+    p.require(Capability::ManageWebhooks)?;
     let (rows, total) =
         repo::webhooks::list(&state.db, p.tenant_id, page.offset(), page.limit).await?;
     Ok(Page {
@@ -140,6 +143,7 @@ pub async fn list(
 
 /// One endpoint.
 pub async fn get(state: &AppState, p: &Principal, id: Uuid) -> AppResult<WebhookOutput> {
+    p.require(Capability::ManageWebhooks)?;
     load(state, p, id).await.map(|m| output(&m))
 }
 
@@ -150,6 +154,7 @@ pub async fn update(
     id: Uuid,
     input: UpdateWebhookInput,
 ) -> AppResult<WebhookOutput> {
+    p.require(Capability::ManageWebhooks)?;
     if input.is_empty() {
         return Err(AppError::field("body", "No valid fields to update"));
     }
@@ -165,6 +170,7 @@ pub async fn update(
 
 /// Deletes an endpoint with its deliveries and their log.
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
+    p.require(Capability::ManageWebhooks)?;
     let txn = state.db.begin().await?;
     if !repo::webhooks::delete(&txn, p.tenant_id, id).await? {
         return Err(not_found());
@@ -182,6 +188,7 @@ fn secret_output(m: &entity::webhook_endpoint::Model) -> WebhookSecretOutput {
 
 /// The endpoint's signing secret.
 pub async fn secret(state: &AppState, p: &Principal, id: Uuid) -> AppResult<WebhookSecretOutput> {
+    p.require(Capability::ReadWebhookSecrets)?;
     load(state, p, id).await.map(|m| secret_output(&m))
 }
 
@@ -192,6 +199,8 @@ pub async fn rotate_secret(
     p: &Principal,
     id: Uuid,
 ) -> AppResult<WebhookSecretOutput> {
+    p.require(Capability::ManageWebhooks)?;
+    p.require(Capability::ReadWebhookSecrets)?;
     let now = state.clock.now();
     let grace = now + ChronoDuration::hours(ROTATION_GRACE_HOURS);
     let fresh = signing::new_secret();
@@ -268,6 +277,7 @@ pub async fn deliveries(
     status: Option<&str>,
     page: PageRequest,
 ) -> AppResult<Page<WebhookDeliveryOutput>> {
+    p.require(Capability::ManageWebhooks)?;
     let status = match status.map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(
@@ -319,6 +329,7 @@ pub async fn retry(
     id: Uuid,
     delivery: Uuid,
 ) -> AppResult<WebhookDeliveryOutput> {
+    p.require(Capability::ManageWebhooks)?;
     load(state, p, id).await?;
     deliveries::get(&state.db, p.tenant_id, id, delivery)
         .await?
@@ -342,6 +353,7 @@ struct TestData<'a> {
 
 /// Sends a `webhook.test` event to this endpoint (only).
 pub async fn test(state: &AppState, p: &Principal, id: Uuid) -> AppResult<WebhookDeliveryOutput> {
+    p.require(Capability::ManageWebhooks)?;
     let m = load(state, p, id).await?;
     if !m.enabled {
         return Err(AppError::Conflict(
