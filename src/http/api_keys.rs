@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{
     envelope::{self, Envelope, MessageEnvelope},
-    extract::{KeyAuth, Path, UserAuth, ValidJson},
+    extract::{AnyAuth, KeyAuth, Path, ValidJson},
 };
 use crate::{
     error::{AppResult, ErrorEnvelope},
@@ -28,7 +28,7 @@ use crate::{
 )]
 pub async fn create(
     State(state): State<AppState>,
-    UserAuth(p): UserAuth,
+    AnyAuth(p): AnyAuth,
     ValidJson(input): ValidJson<CreateApiKeyInput>,
 ) -> AppResult<Response> {
     Ok(envelope::created(
@@ -45,7 +45,7 @@ pub async fn create(
         (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
     )
 )]
-pub async fn list(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppResult<Response> {
+pub async fn list(State(state): State<AppState>, AnyAuth(p): AnyAuth) -> AppResult<Response> {
     Ok(envelope::ok(api_keys::list(&state, &p).await?))
 }
 
@@ -62,7 +62,7 @@ pub async fn list(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppRe
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    UserAuth(p): UserAuth,
+    AnyAuth(p): AnyAuth,
     Path(id): Path<Uuid>,
 ) -> AppResult<Response> {
     api_keys::revoke(&state, &p, id).await?;

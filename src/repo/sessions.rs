@@ -60,6 +60,28 @@ pub async fn get(
         .await
 }
 
+/// Which of `ids` are sessions of the tenant.
+pub async fn existing_ids(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        found.extend(
+            wa_session::Entity::find()
+                .select_only()
+                .column(wa_session::Column::Id)
+                .filter(wa_session::Column::TenantId.eq(tenant.uuid()))
+                .filter(wa_session::Column::Id.is_in(chunk.iter().copied()))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
 /// A page of the tenant's sessions, oldest first (stable under inserts), and the total.
 pub async fn list(
     db: &impl ConnectionTrait,

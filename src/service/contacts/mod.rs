@@ -308,8 +308,25 @@ pub async fn list(
             "search must be at most 200 characters".into(),
         );
     }
+    if let Some(s) = q.search.as_deref()
+        && s.chars().any(char::is_control)
+        && search_text(s).is_none()
+    {
+        // Made only of control characters: nothing to search for (and not "everything").
+        errors.insert(
+            "search".into(),
+            "search must contain printable characters".into(),
+        );
+    }
     if !errors.is_empty() {
         return Err(AppError::fields(errors));
+    }
+    if let Some(id) = group_id
+        && repo::contact_groups::get(&state.db, p.tenant_id, id)
+            .await?
+            .is_none()
+    {
+        return Err(AppError::NotFound("Group not found".into()));
     }
     list_sorted(state, p.tenant_id, q, group_id, (sort, order), page, after).await
 }

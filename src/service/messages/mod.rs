@@ -474,6 +474,10 @@ pub async fn list(
         .and_then(|t| c.phone("to", &t))
         .map(|p| p.digits().to_owned());
     c.finish()?;
+    if let Some(id) = session_id {
+        // A filter naming another tenant's (or no) session is a 404, not an empty page.
+        crate::service::sessions::load(state, p.tenant_id, id).await?;
+    }
     let f = repo::messages::ListFilter {
         session_id,
         direction,

@@ -92,6 +92,20 @@ async fn load(
         .ok_or_else(not_found)
 }
 
+/// 404 unless every session of a (stored, JSON) session filter is the caller's.
+async fn own_sessions(state: &AppState, p: &Principal, stored: Option<&str>) -> AppResult<()> {
+    let Some(json) = stored else { return Ok(()) };
+    let ids: Vec<Uuid> = serde_json::from_str(json).map_err(AppError::internal)?;
+    let found = repo::sessions::existing_ids(&state.db, p.tenant_id, &ids).await?;
+    if ids.iter().all(|id| found.contains(id)) {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(
+            "A session in sessionIds was not found".into(),
+        ))
+    }
+}
+
 /// Creates an endpoint with a new signing secret.
 pub async fn create(
     state: &AppState,
@@ -102,6 +116,7 @@ pub async fn create(
     p.require(Capability::ReadWebhookSecrets)?;
     let now = state.clock.now();
     let v = validate::create(&input, state.cfg.webhooks.allow_private).await?;
+    own_sessions(state, p, v.session_ids.as_deref()).await?;
     let m = entity::webhook_endpoint::Model {
         id: Uuid::now_v7(),
         tenant_id: p.tenant_id.uuid(),
@@ -159,6 +174,9 @@ pub async fn update(
         return Err(AppError::field("body", "No valid fields to update"));
     }
     let change = validate::change(input, state.cfg.webhooks.allow_private).await?;
+    if let Some(ids) = &change.session_ids {
+        own_sessions(state, p, ids.as_deref()).await?;
+    }
     let now = state.clock.now();
     if !repo::webhooks::update(&state.db, p.tenant_id, id, change, now).await? {
         return Err(not_found());
