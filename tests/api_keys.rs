@@ -110,9 +110,17 @@ async fn keys_are_managed_with_a_user_token_only() {
     let app = TestApp::spawn().await;
     let token = app.token("mgmt@example.com").await;
     let key = app.api_key(&token, "integration").await;
+    // A key is authenticated, but never allowed to manage keys.
     app.get("/api/external/api-keys", Auth::Key(&key))
         .await
-        .assert_error(401, "UNAUTHORIZED");
+        .assert_error(403, "FORBIDDEN");
+    app.post(
+        "/api/external/api-keys",
+        Auth::Key(&key),
+        json!({"name": "x"}),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
     app.post("/api/external/api-keys", Auth::None, json!({"name": "x"}))
         .await
         .assert_error(401, "UNAUTHORIZED");
@@ -168,4 +176,127 @@ async fn tenants_never_see_each_others_keys() {
     // B's /me is B.
     let r = app.get("/api/auth/me", Auth::Bearer(b_token)).await;
     assert_eq!(r.body["data"]["user"]["email"], "tenant-b@example.com");
+}
+
+#[tokio::test]
+async fn scopes_are_chosen_at_creation_and_validated() {
+    let app = TestApp::spawn().await;
+    let token = app.token("scopes@example.com").await;
+    let default = [
+        "read_sessions",
+        "send_messages",
+        "read_messages",
+        "manage_contacts",
+    ];
+    let r = app
+        .post(
+            "/api/external/api-keys",
+            Auth::Bearer(&token),
+            json!({"name": "d"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["data"]["scopes"], json!(default));
+    let r = app
+        .post(
+            "/api/external/api-keys",
+            Auth::Bearer(&token),
+            json!({"name": "hooks", "scopes": ["manage_webhooks", " read_webhook_secrets", "manage_webhooks"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["scopes"],
+        json!(["manage_webhooks", "read_webhook_secrets"])
+    );
+    let hooks_key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    // Listed with their scopes.
+    let r = app
+        .get("/api/external/api-keys", Auth::Bearer(&token))
+        .await;
+    let listed: Vec<_> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap().to_owned(), k["scopes"].clone()))
+        .collect();
+    assert!(listed.contains(&("d".into(), json!(default))), "{listed:?}");
+    // The webhook key reaches webhooks but not messages.
+    app.get("/api/external/webhooks", Auth::Key(&hooks_key))
+        .await
+        .status
+        .is_success()
+        .then_some(())
+        .expect("manage_webhooks reaches the webhook list");
+    app.post(
+        "/api/external/messages/send-text",
+        Auth::Key(&hooks_key),
+        json!({"sessionId": uuid::Uuid::new_v4(), "to": "+14155550100", "text": "x"}),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+
+    for (scopes, why) in [
+        (json!(["manage_api_keys"]), "manage_api_keys"),
+        (json!(["send_messages", "launch_rockets"]), "Unknown scope"),
+        (json!([]), "at least one"),
+        (json!("send_messages"), "Invalid value"),
+    ] {
+        let r = app
+            .post(
+                "/api/external/api-keys",
+                Auth::Bearer(&token),
+                json!({"name": "bad", "scopes": scopes}),
+            )
+            .await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            r.body["errors"]["scopes"]
+                .as_str()
+                .is_some_and(|m| m.contains(why)),
+            "{scopes}: {}",
+            r.body
+        );
+    }
+}
+
+/// Keys stored before scopes existed get the default set, so they keep exactly the REST reach
+/// they had: the scopes migration is rolled back and applied again over a stored key.
+#[tokio::test]
+async fn keys_from_before_scopes_get_the_default_set() {
+    use migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let token = app.token("legacy@example.com").await;
+    let r = app
+        .post(
+            "/api/external/api-keys",
+            Auth::Bearer(&token),
+            json!({"name": "legacy", "scopes": ["manage_webhooks"]}),
+        )
+        .await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    migration::Migrator::down(&app.state.db, Some(1))
+        .await
+        .unwrap();
+    migration::Migrator::up(&app.state.db, None).await.unwrap();
+    let r = app.get("/api/external/me", Auth::Key(&key)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["apiKey"]["scopes"],
+        json!([
+            "read_sessions",
+            "send_messages",
+            "read_messages",
+            "manage_contacts"
+        ])
+    );
+    assert_eq!(
+        app.get("/api/external/sessions", Auth::Key(&key))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.get("/api/external/webhooks", Auth::Key(&key))
+        .await
+        .assert_error(403, "FORBIDDEN");
 }
