@@ -49,9 +49,15 @@ pub enum AppError {
     /// 413 PAYLOAD_TOO_LARGE: the body is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 414 URI_TOO_LONG: the request line is over the server's limit.
+    #[error("{0}")]
+    UriTooLong(String),
     /// 415 UNSUPPORTED_MEDIA_TYPE: the body is not of the expected content type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 431 HEADERS_TOO_LARGE: the request headers are over the server's limit.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 429 RATE_LIMITED: too many requests; carries the `Retry-After` seconds.
     #[error("Too many requests, retry after {retry_after_secs} seconds")]
     RateLimited {
@@ -119,6 +125,8 @@ impl AppError {
             AppError::Conflict(_) => "CONFLICT",
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            AppError::UriTooLong(_) => "URI_TOO_LONG",
+            AppError::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::Internal(_) => "INTERNAL_ERROR",
             AppError::WhatsAppUnavailable(_) => "WHATSAPP_UNAVAILABLE",
@@ -138,6 +146,8 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            AppError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::WhatsAppUnavailable(_) => StatusCode::BAD_GATEWAY,

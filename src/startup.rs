@@ -100,8 +100,8 @@ pub async fn serve(
         tracing::info!(%addr, "wagate listening");
     }
     // Small frames (JSON responses, subscription events) must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
+    let listener = http::conn::EnvelopeListener(listener).tap_io(|io| {
+        if let Err(e) = io.get_ref().set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });

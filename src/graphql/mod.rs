@@ -208,6 +208,13 @@ async fn execute(
             return AppError::PayloadTooLarge("The upload is larger than the allowed limit".into())
                 .into_response();
         }
+        Err(e) if over_limit(&e) => {
+            // A chunked body without Content-Length ran past the limit while being read.
+            return AppError::PayloadTooLarge(
+                "Request body is larger than the allowed limit".into(),
+            )
+            .into_response();
+        }
         Err(e) => {
             return AppError::field("body", format!("Invalid GraphQL request: {e}"))
                 .into_response();
@@ -219,6 +226,24 @@ async fn execute(
             .await,
     )
     .into_response()
+}
+
+/// Whether a body-read failure was the body limit being reached.
+fn over_limit(e: &async_graphql::ParseRequestError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match e {
+        // `io::Error::source` skips the wrapped error itself: start from it.
+        async_graphql::ParseRequestError::Io(io) => io
+            .get_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static)),
+        _ => None,
+    };
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 async fn websocket(

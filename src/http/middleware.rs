@@ -78,6 +78,10 @@ pub async fn ensure_envelope(req: Request, next: Next) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             AppError::UnsupportedMediaType("Unsupported Content-Type".into())
         }
+        StatusCode::URI_TOO_LONG => AppError::UriTooLong("The request URL is too long".into()),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            AppError::HeadersTooLarge("The request headers are too large".into())
+        }
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("Unauthorized".into()),
         StatusCode::FORBIDDEN => AppError::Forbidden("Forbidden".into()),
         StatusCode::TOO_MANY_REQUESTS => AppError::RateLimited {
@@ -110,4 +114,39 @@ pub async fn ensure_envelope(req: Request, next: Next) -> Response {
 /// 404 envelope for unknown routes.
 pub async fn not_found() -> Response {
     AppError::NotFound("Route not found".into()).into_response()
+}
+
+/// The answer to a handler that panicked: the 500 envelope, and one log line with the panic's
+/// message (the panic hook installed at start-up adds its location, also on one line).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(target: "wagate::http", panic = %message, "a request handler panicked");
+    let err = AppError::Internal(anyhow::anyhow!("handler panicked"));
+    let body = crate::error::ErrorEnvelope {
+        success: false,
+        code: err.code(),
+        message: err.to_string(),
+        errors: None,
+    };
+    (err.status(), axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_answered_with_the_500_envelope() {
+        let res = panicked(Box::new("index out of bounds: secret detail".to_owned()));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], "INTERNAL_ERROR");
+        assert_eq!(body["message"], "Internal server error");
+        assert!(!body.to_string().contains("secret"));
+    }
 }

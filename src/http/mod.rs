@@ -6,6 +6,7 @@ mod twin;
 
 pub mod api_keys;
 pub mod auth;
+pub mod conn;
 pub mod contact_groups;
 pub mod contacts;
 pub mod envelope;
@@ -154,6 +155,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::graphql::router(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panicked,
+        ))
         .layer(axum::middleware::from_fn(middleware::ensure_envelope))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .layer(

@@ -10,6 +10,9 @@ use crate::error::{AppError, AppResult};
 pub const DEFAULT_LIMIT: u64 = 20;
 /// Largest page size.
 pub const MAX_LIMIT: u64 = 100;
+/// Deepest offset a page may start at (`(page − 1) × limit`). Deeper pages would make the
+/// database walk and discard that many rows; contact lists offer cursors for deep reads.
+pub const MAX_OFFSET: u64 = 10_000_000;
 
 /// A validated page request.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +49,14 @@ impl PageRequest {
                 DEFAULT_LIMIT
             }
         };
+        if errors.is_empty() && (page - 1).saturating_mul(limit) > MAX_OFFSET {
+            errors.insert(
+                "page".into(),
+                format!(
+                    "Page is too deep: (page - 1) x limit must be at most {MAX_OFFSET}; use a cursor to read further"
+                ),
+            );
+        }
         if errors.is_empty() {
             Ok(Self { page, limit })
         } else {
@@ -74,9 +85,9 @@ impl PageRequest {
         Self::new(p, l)
     }
 
-    /// Rows to skip.
+    /// Rows to skip (at most [`MAX_OFFSET`], checked when the request was made).
     pub fn offset(&self) -> u64 {
-        (self.page - 1).saturating_mul(self.limit)
+        (self.page - 1).saturating_mul(self.limit).min(MAX_OFFSET)
     }
 
     /// The `pagination` object for a result with `total` items.
@@ -107,4 +118,23 @@ pub struct Pagination {
     /// unaffected by contacts added or removed meanwhile. Absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_pages_are_refused_before_any_query() {
+        let e = PageRequest::new(Some(i64::MAX), Some(100)).unwrap_err();
+        assert!(e.field_errors().unwrap()["page"].contains("too deep"));
+        let e = PageRequest::from_query(Some("9223372036854775807"), None).unwrap_err();
+        assert!(e.field_errors().unwrap().contains_key("page"));
+        let deepest = (MAX_OFFSET / 100 + 1) as i64;
+        assert_eq!(
+            PageRequest::new(Some(deepest), Some(100)).unwrap().offset(),
+            MAX_OFFSET
+        );
+        assert!(PageRequest::new(Some(deepest + 1), Some(100)).is_err());
+    }
 }
