@@ -63,6 +63,8 @@ pub struct AppState {
     pub bookkeeping: Arc<tokio::sync::Mutex<()>>,
     /// Webhook delivery: the worker's wake-up and outbound HTTP.
     pub webhooks: WebhookRuntime,
+    /// Per-caller request limits (shared through Redis when configured).
+    pub rate_limits: crate::service::rate_limit::RateLimits,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -111,6 +113,7 @@ impl AppState {
                 wake: Arc::new(tokio::sync::Notify::new()),
                 transport,
             },
+            rate_limits: crate::service::rate_limit::RateLimits::new(&cfg.limits, redis.clone()),
             writer: MessageWriter::spawn(db.clone()),
             connected: Arc::default(),
             bookkeeping: Arc::default(),
@@ -145,6 +148,7 @@ impl AppState {
     /// periodically).
     pub fn prune_limiters(&self) {
         self.auth_limiter.retain_recent();
+        self.rate_limits.prune();
         self.bus.prune();
     }
 }

@@ -73,6 +73,8 @@ pub async fn start_in(dir: tempfile::TempDir, redis: Option<&str>, env: &[(&str,
         .env("WAGATE_DATA_DIR", dir.path())
         .env("WAGATE_SANDBOX_CONNECT_DELAY", "0ms")
         .env("WAGATE_AUTH_RATE_LIMIT", "100000")
+        // Benchmarks drive one caller far past any sensible per-caller limit.
+        .env("WAGATE_RATE_LIMIT_PER_MINUTE", "0")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")

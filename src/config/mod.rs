@@ -9,9 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{ProviderKind, sandbox::SandboxConfig};
 
+mod limits;
 mod messaging;
 mod webhooks;
 
+pub use limits::{GraphqlLimits, LimitsConfig};
 pub use messaging::{DispatchConfig, MediaLimits, MessagingConfig};
 pub use webhooks::{DEFAULT_RETRY_SCHEDULE, WebhookConfig};
 
@@ -175,6 +177,33 @@ pub struct ConfigArgs {
     /// How long a claimed webhook delivery is held.
     #[arg(long, global = true, env = "WAGATE_WEBHOOK_LEASE")]
     pub webhook_lease: Option<String>,
+    /// Authenticated requests per API key or user per minute (0 = off).
+    #[arg(long, global = true, env = "WAGATE_RATE_LIMIT_PER_MINUTE")]
+    pub rate_limit_per_minute: Option<String>,
+    /// Requests a caller may make at once before the per-minute pace applies.
+    #[arg(long, global = true, env = "WAGATE_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<String>,
+    /// Comma-separated proxy addresses or CIDR ranges trusted to set X-Forwarded-For.
+    #[arg(long, global = true, env = "WAGATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Deepest GraphQL selection nesting.
+    #[arg(long, global = true, env = "WAGATE_GRAPHQL_MAX_DEPTH")]
+    pub graphql_max_depth: Option<String>,
+    /// Highest GraphQL operation complexity.
+    #[arg(long, global = true, env = "WAGATE_GRAPHQL_MAX_COMPLEXITY")]
+    pub graphql_max_complexity: Option<String>,
+    /// Most root fields (aliases included) in one GraphQL operation.
+    #[arg(long, global = true, env = "WAGATE_GRAPHQL_MAX_ROOT_FIELDS")]
+    pub graphql_max_root_fields: Option<String>,
+    /// Most mutations in one GraphQL request.
+    #[arg(long, global = true, env = "WAGATE_GRAPHQL_MAX_MUTATIONS")]
+    pub graphql_max_mutations: Option<String>,
+    /// Subscriptions one GraphQL WebSocket may hold.
+    #[arg(long, global = true, env = "WAGATE_WS_MAX_SUBSCRIPTIONS")]
+    pub ws_max_subscriptions: Option<String>,
+    /// How long a GraphQL WebSocket may wait before connection_init.
+    #[arg(long, global = true, env = "WAGATE_WS_INIT_TIMEOUT")]
+    pub ws_init_timeout: Option<String>,
 }
 
 /// Log output format.
@@ -223,6 +252,8 @@ pub struct Config {
     pub messaging: MessagingConfig,
     /// Webhook delivery.
     pub webhooks: WebhookConfig,
+    /// Rate limits, proxies, GraphQL and WebSocket bounds.
+    pub limits: LimitsConfig,
 }
 
 /// A configuration value that failed validation.
@@ -306,6 +337,7 @@ impl Config {
     pub fn from_args(a: ConfigArgs) -> Result<Self, ConfigError> {
         let messaging = messaging::parse(&a)?;
         let webhooks = webhooks::parse(&a)?;
+        let limits = limits::parse(&a)?;
         let mut sandbox_messages = SandboxConfig::default();
         messaging::parse_sandbox(&a, &mut sandbox_messages)?;
         let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
@@ -481,6 +513,7 @@ impl Config {
             ws_reauth_interval,
             messaging,
             webhooks,
+            limits,
         })
     }
 
@@ -529,6 +562,7 @@ impl std::fmt::Debug for Config {
             .field("ws_reauth_interval", &self.ws_reauth_interval)
             .field("messaging", &self.messaging)
             .field("webhooks", &self.webhooks)
+            .field("limits", &self.limits)
             .finish()
     }
 }

@@ -108,6 +108,7 @@ impl ContactQueries {
     /// page's `pagination.nextCursor`) continues right after that page, whatever was added
     /// meanwhile.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -139,12 +140,14 @@ impl ContactQueries {
     }
 
     /// Tags in use with their contact counts, most used first.
+    #[graphql(complexity = "50 * child_complexity")]
     async fn contact_tags(&self, ctx: &Context<'_>) -> Result<Vec<TagCount>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         contacts::tags(app(ctx)?, &p).await.gql()
     }
 
     /// Contact groups by name.
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn contact_groups(
         &self,
         ctx: &Context<'_>,

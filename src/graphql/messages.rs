@@ -25,6 +25,7 @@ pub struct MessageQuery;
 impl MessageQuery {
     /// The tenant's messages, newest first, optionally filtered.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,

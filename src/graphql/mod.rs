@@ -6,12 +6,14 @@
 
 mod auth;
 mod contacts;
+mod limits;
 mod messages;
 mod mutation;
 mod query;
 mod sessions;
 mod subscription;
 mod webhooks;
+mod ws_guard;
 
 use std::net::SocketAddr;
 
@@ -66,7 +68,15 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         SubscriptionRoot,
     );
     match state {
-        Some(s) => builder.data(s).finish(),
+        Some(s) => {
+            let limits = s.cfg.limits.graphql.clone();
+            builder
+                .limit_depth(limits.max_depth)
+                .limit_complexity(limits.max_complexity)
+                .extension(limits::Limits(limits))
+                .data(s)
+                .finish()
+        }
         None => builder.finish(),
     }
 }
@@ -220,12 +230,52 @@ async fn execute(
                 .into_response();
         }
     };
-    GraphQLResponse::from(
-        g.schema
-            .execute(req.data(auth).data(ClientAddr(addr)))
-            .await,
-    )
-    .into_response()
+    let slot = limits::RateSlot::default();
+    let mut req = req.data(ClientAddr(addr)).data(slot.clone());
+    if let GqlAuth::Authenticated(p) = &auth {
+        match g.app.rate_limits.charge(p, 1).await {
+            Ok(info) => *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = info,
+            Err((e, info)) => return rate_limited(e, info),
+        }
+        req = req.data(limits::EntryCharged);
+    }
+    let res = g.schema.execute(req.data(auth)).await;
+    let info = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
+    let refused = res.data == async_graphql::Value::Null
+        && res.errors.first().is_some_and(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from("RATE_LIMITED"))
+        });
+    let mut out = GraphQLResponse::from(res).into_response();
+    if let Some(info) = info {
+        crate::http::middleware::set_rate_headers(out.headers_mut(), &info);
+        if refused {
+            *out.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+            out.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(info.reset_secs.max(1)),
+            );
+        }
+    }
+    out
+}
+
+/// A 429 for a GraphQL request refused on arrival: a GraphQL error body, with the
+/// `RateLimit-*` and `Retry-After` headers.
+fn rate_limited(e: AppError, info: crate::service::rate_limit::RateInfo) -> Response {
+    let body = async_graphql::Response::from_errors(vec![
+        gql_error(e).into_server_error(async_graphql::Pos::default()),
+    ]);
+    let mut out = GraphQLResponse::from(body).into_response();
+    *out.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+    crate::http::middleware::set_rate_headers(out.headers_mut(), &info);
+    out.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(info.reset_secs.max(1)),
+    );
+    out
 }
 
 /// Whether a body-read failure was the body limit being reached.
@@ -254,6 +304,16 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let header_auth = auth::from_headers(&g.app, &headers).await;
+    // The protocol async-graphql picks: the first it knows among those offered.
+    let legacy = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .map(str::trim)
+                .find(|p| *p == "graphql-ws" || *p == "graphql-transport-ws")
+        })
+        .is_some_and(|p| p == "graphql-ws");
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // GraphQL frames are small: tungstenite's 128 KiB default buffers would cost
@@ -262,11 +322,20 @@ async fn websocket(
         .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_MAX_MESSAGE)
         .max_frame_size(WS_MAX_MESSAGE)
-        .on_upgrade(move |stream| async move {
+        .on_upgrade(move |socket| async move {
+            use futures_util::StreamExt;
             let app = g.app.clone();
+            let limits = &app.cfg.limits;
+            let guard = ws_guard::WsGuard::new(limits.ws_max_subscriptions, legacy);
+            let (sink, stream) = socket.split();
+            let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+            let writer = ws_guard::write_all(out_rx, sink);
+            let input = guard.incoming(stream, out_tx.clone());
+            let output = guard.outgoing(out_tx.clone());
+            let deadline = guard.clone().init_deadline(limits.ws_init_timeout, out_tx);
             let (principal_tx, principal_rx) = tokio::sync::watch::channel(None::<Principal>);
             let init_app = app.clone();
-            let serve = GraphQLWebSocket::new(stream, g.schema.clone(), protocol)
+            let serve = GraphQLWebSocket::new_with_pair(output, input, g.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let auth = auth::from_init_payload(&init_app, &payload, header_auth).await;
                     match &auth {
@@ -283,12 +352,19 @@ async fn websocket(
                     Ok(data)
                 })
                 .serve();
-            tokio::select! {
-                () = serve => {}
-                () = credentials_lapse(app, principal_rx) => {
-                    tracing::info!(client = %addr, "closing a GraphQL socket: its credentials expired or were revoked");
+            let session = async {
+                tokio::select! {
+                    () = serve => {}
+                    () = deadline => {
+                        tracing::debug!(client = %addr, "closing a GraphQL socket: no connection_init in time");
+                    }
+                    () = credentials_lapse(app.clone(), principal_rx) => {
+                        tracing::info!(client = %addr, "closing a GraphQL socket: its credentials expired or were revoked");
+                    }
                 }
-            }
+            };
+            // The writer ends once every sender (held by the session's parts) is gone.
+            tokio::join!(writer, session);
         })
         .into_response()
 }
@@ -350,6 +426,13 @@ impl<T> GqlResultExt<T> for AppResult<T> {
     fn gql(self) -> async_graphql::Result<T> {
         self.map_err(gql_error)
     }
+}
+
+/// The complexity of a paged list field: its selection once per row it may return (the
+/// `limit` asked for, default 20, at most 100), plus one.
+pub(crate) fn page_cost(limit: Option<i64>, child_complexity: usize) -> usize {
+    let rows = limit.unwrap_or(20).clamp(1, 100) as usize;
+    rows.saturating_mul(child_complexity).saturating_add(1)
 }
 
 /// The application state from the schema data.

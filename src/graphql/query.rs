@@ -21,6 +21,7 @@ impl AuthQuery {
     }
 
     /// The tenant's live API keys (no secrets).
+    #[graphql(complexity = "20 * child_complexity")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyOutput>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         api_keys::list(app(ctx)?, &p).await.gql()

@@ -18,6 +18,7 @@ pub struct SessionQuery;
 #[Object]
 impl SessionQuery {
     /// The tenant's sessions (page from 1, limit 1–100, default 20).
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,

@@ -42,6 +42,7 @@ pub struct WebhookQueries;
 #[Object]
 impl WebhookQueries {
     /// Your webhooks, oldest first.
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
@@ -70,6 +71,7 @@ impl WebhookQueries {
     }
 
     /// A webhook's delivery log, newest first, with every try.
+    #[graphql(complexity = "super::page_cost(limit.clone(), child_complexity)")]
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -15,6 +15,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
+use super::middleware::RequestRate;
 use crate::{auth::Principal, error::AppError, ids::TenantId, service, state::AppState};
 
 /// Header carrying an API key.
@@ -38,6 +39,20 @@ fn record_tenant(parts: &Parts, p: &Principal) {
     if let Some(slot) = parts.extensions.get::<RequestTenant>() {
         slot.set(p.tenant_id);
     }
+}
+
+/// Records the caller and spends one unit of its rate limit (429 `RATE_LIMITED` when spent);
+/// the outcome goes to the `RateLimit-*` response headers.
+async fn admit(parts: &Parts, state: &AppState, p: &Principal) -> Result<(), AppError> {
+    record_tenant(parts, p);
+    let (info, refusal) = match state.rate_limits.charge(p, 1).await {
+        Ok(info) => (info, None),
+        Err((e, info)) => (Some(info), Some(e)),
+    };
+    if let (Some(info), Some(slot)) = (info, parts.extensions.get::<RequestRate>()) {
+        let _ = slot.0.set(info);
+    }
+    refusal.map_or(Ok(()), Err)
 }
 
 /// A JSON body deserialised with field paths in errors; requires `Content-Type: application/json`.
@@ -208,7 +223,7 @@ impl FromRequestParts<AppState> for UserAuth {
             ))
         })?;
         let p = service::auth::authenticate_bearer(state, token)?;
-        record_tenant(parts, &p);
+        admit(parts, state, &p).await?;
         Ok(UserAuth(p))
     }
 }
@@ -226,7 +241,7 @@ impl FromRequestParts<AppState> for KeyAuth {
         let key = api_key(parts)
             .unwrap_or_else(|| Err(AppError::Unauthorized("Missing X-API-Key header".into())))?;
         let p = service::auth::authenticate_api_key(state, key).await?;
-        record_tenant(parts, &p);
+        admit(parts, state, &p).await?;
         Ok(KeyAuth(p))
     }
 }
@@ -250,7 +265,7 @@ impl FromRequestParts<AppState> for AnyAuth {
                     "Missing credentials: send Authorization: Bearer or X-API-Key".into(),
                 )
             })?;
-        record_tenant(parts, &p);
+        admit(parts, state, &p).await?;
         Ok(AnyAuth(p))
     }
 }

@@ -4,13 +4,13 @@ use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::{HeaderName, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use super::extract::RequestTenant;
-use crate::error::AppError;
+use crate::{error::AppError, service::rate_limit::RateInfo};
 
 /// Header carrying the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -109,6 +109,28 @@ pub async fn ensure_envelope(req: Request, next: Next) -> Response {
         }
     }
     out
+}
+
+/// The caller's rate-limit outcome, set by the auth extractors for the response headers.
+#[derive(Clone, Default, Debug)]
+pub struct RequestRate(pub std::sync::Arc<std::sync::OnceLock<RateInfo>>);
+
+/// Writes `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+pub fn set_rate_headers(h: &mut axum::http::HeaderMap, info: &RateInfo) {
+    h.insert("ratelimit-limit", HeaderValue::from(info.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(info.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(info.reset_secs));
+}
+
+/// Adds the rate-limit headers to responses of authenticated requests.
+pub async fn rate_headers(mut req: Request, next: Next) -> Response {
+    let slot = RequestRate::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut res = next.run(req).await;
+    if let Some(info) = slot.0.get() {
+        set_rate_headers(res.headers_mut(), info);
+    }
+    res
 }
 
 /// 404 envelope for unknown routes.

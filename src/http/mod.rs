@@ -159,13 +159,20 @@ pub fn router(state: AppState) -> Router {
             middleware::panicked,
         ))
         .layer(axum::middleware::from_fn(middleware::ensure_envelope))
+        .layer(axum::middleware::from_fn(middleware::rate_headers))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
                 .allow_methods(Any)
                 .allow_headers(Any)
-                .expose_headers([request_id.clone(), axum::http::header::RETRY_AFTER]),
+                .expose_headers([
+                    request_id.clone(),
+                    axum::http::header::RETRY_AFTER,
+                    HeaderName::from_static("ratelimit-limit"),
+                    HeaderName::from_static("ratelimit-remaining"),
+                    HeaderName::from_static("ratelimit-reset"),
+                ]),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod live;
 pub mod messages;
 pub mod pagination;
+pub mod rate_limit;
 pub mod sessions;
 pub mod webhooks;
 
