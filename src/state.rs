@@ -68,6 +68,17 @@ pub struct AppState {
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
+/// The auth limiter's key for a client address.
+fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        v4 => v4,
+    }
+}
+
 /// Replaceable dependencies (tests drive time through these).
 #[derive(Clone, Default)]
 pub struct Overrides {
@@ -134,14 +145,18 @@ impl AppState {
     }
 
     /// Counts one authentication attempt from `ip`; 429 with a retry delay when over quota.
+    /// IPv6 clients are counted by their /64 (one subscriber's whole prefix), IPv4-mapped
+    /// addresses as IPv4.
     pub fn check_auth_rate(&self, ip: IpAddr) -> AppResult<()> {
-        self.auth_limiter.check_key(&ip).map_err(|not_until| {
-            let now = governor::clock::DefaultClock::default().now();
-            let wait: Duration = not_until.wait_time_from(now);
-            AppError::RateLimited {
-                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-        })
+        self.auth_limiter
+            .check_key(&limiter_key(ip))
+            .map_err(|not_until| {
+                let now = governor::clock::DefaultClock::default().now();
+                let wait: Duration = not_until.wait_time_from(now);
+                AppError::RateLimited {
+                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                }
+            })
     }
 
     /// Drops limiter entries that have fully recovered and idle event channels (called
@@ -150,5 +165,23 @@ impl AppState {
         self.auth_limiter.retain_recent();
         self.rate_limits.prune();
         self.bus.prune();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limiter_key;
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64() {
+        let a = limiter_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = limiter_key("2001:db8:1:2:ffff:1:2:3".parse().unwrap());
+        let c = limiter_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            limiter_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<std::net::IpAddr>().unwrap()
+        );
     }
 }

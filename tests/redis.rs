@@ -2,12 +2,9 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
-use common::{Auth, GqlWs, TestApp};
+use common::{Auth, GqlWs, TestApp, own_redis::OwnRedis};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -129,64 +126,6 @@ async fn two_instances_share_live_events() {
     let ev = next_for(&mut ws, "msg").await["messageEvents"].clone();
     assert_eq!(ev["message"]["id"], sent.as_str());
     assert_eq!(ev["message"]["status"], "SENT");
-}
-
-/// A private Redis on a free port, so it can be killed and restarted.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Option<OwnRedis> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(OwnRedis {
-            port,
-            child: Some(child),
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn wait_up(&self) {
-        let client = redis::Client::open(self.url()).unwrap();
-        for _ in 0..100 {
-            if client.get_multiplexed_async_connection().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on {} did not start", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 async fn wait_redis_subscribed(app: &TestApp) {

@@ -95,9 +95,17 @@ const WS_BUFFER: usize = 4 * 1024;
 /// Largest message a WebSocket client may send (a GraphQL operation).
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 
-/// The client's address, for per-client limits.
+/// The client's address (behind trusted proxies, the one they name), for per-client limits.
 #[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub SocketAddr);
+pub struct ClientAddr(pub std::net::IpAddr);
+
+fn client_addr(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientAddr {
+    ClientAddr(crate::http::extract::client_ip_from(
+        peer.ip(),
+        headers,
+        &app.cfg.limits.trusted_proxies,
+    ))
+}
 
 #[derive(Clone)]
 struct GqlState {
@@ -231,7 +239,9 @@ async fn execute(
         }
     };
     let slot = limits::RateSlot::default();
-    let mut req = req.data(ClientAddr(addr)).data(slot.clone());
+    let mut req = req
+        .data(client_addr(&g.app, addr, &headers))
+        .data(slot.clone());
     if let GqlAuth::Authenticated(p) = &auth {
         match g.app.rate_limits.charge(p, 1).await {
             Ok(info) => *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = info,
@@ -304,6 +314,7 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let header_auth = auth::from_headers(&g.app, &headers).await;
+    let client = client_addr(&g.app, addr, &headers);
     // The protocol async-graphql picks: the first it knows among those offered.
     let legacy = headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -348,7 +359,7 @@ async fn websocket(
                     }
                     let mut data = async_graphql::Data::default();
                     data.insert(auth);
-                    data.insert(ClientAddr(addr));
+                    data.insert(client);
                     Ok(data)
                 })
                 .serve();

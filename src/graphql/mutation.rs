@@ -17,8 +17,8 @@ use crate::{
 pub struct AuthMutation;
 
 fn count_auth_attempt(ctx: &Context<'_>) -> Result<()> {
-    if let Ok(ClientAddr(addr)) = ctx.data::<ClientAddr>() {
-        app(ctx)?.check_auth_rate(addr.ip()).gql()?;
+    if let Ok(ClientAddr(ip)) = ctx.data::<ClientAddr>() {
+        app(ctx)?.check_auth_rate(*ip).gql()?;
     }
     Ok(())
 }

@@ -270,13 +270,39 @@ impl FromRequestParts<AppState> for AnyAuth {
     }
 }
 
-/// The client address (from the socket), for per-client limits.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client's address: the socket peer, or, when the peer is a trusted proxy
+/// (`WAGATE_TRUSTED_PROXIES`), the nearest address in `X-Forwarded-For` that is not itself a
+/// trusted proxy. Anyone else's `X-Forwarded-For` is ignored, so it cannot be used to dodge
+/// per-client limits.
+pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// The client address of a request, for per-client limits.
+pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    client_ip_from(peer, &parts.headers, trusted)
 }
 
 /// Counts an authentication attempt against the per-IP limit (429 with `Retry-After` when over).
@@ -289,7 +315,7 @@ impl FromRequestParts<AppState> for AuthAttempt {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        state.check_auth_rate(client_ip(parts))?;
+        state.check_auth_rate(client_ip(parts, &state.cfg.limits.trusted_proxies))?;
         Ok(AuthAttempt)
     }
 }

@@ -4,6 +4,7 @@
 //! schema per test. `TEST_REDIS_URL` names the Redis used by Redis tests.
 #![allow(dead_code)]
 
+pub mod own_redis;
 pub mod receiver;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
