@@ -245,3 +245,108 @@ async fn export_streams_csv_that_imports_into_another_tenant_unchanged() {
     let (_, empty) = export(&app, &c).await;
     assert_eq!(empty.lines().count(), 1, "header only");
 }
+
+/// Cells a spreadsheet would run as formulas are exported with a leading `'`, and importing the
+/// export takes it off again: the other tenant gets the very same values.
+#[tokio::test]
+async fn formula_cells_are_defused_on_export_and_restored_on_import() {
+    let app = TestApp::spawn().await;
+    let a = app.token("formulas@csv.test").await;
+    let names = [
+        "=HYPERLINK(\"http://evil.example\",\"click\")",
+        "@SUM(1)",
+        "+cmd|' /C calc'!A0",
+        "-1+1",
+        "'=already quoted",
+        "O'Brien",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let r = app
+            .post(
+                "/api/contacts",
+                Auth::Bearer(&a),
+                json!({"phone": format!("+1415555{:04}", 2000 + i), "name": name, "tags": ["-neg", "ok"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let (_, csv) = export(&app, &a).await;
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let cells: Vec<(String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[1].to_owned(), r[4].to_owned())
+        })
+        .collect();
+    let exported: Vec<&str> = cells.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        exported,
+        [
+            "'=HYPERLINK(\"http://evil.example\",\"click\")",
+            "'@SUM(1)",
+            "'+cmd|' /C calc'!A0",
+            "'-1+1",
+            "''=already quoted",
+            "O'Brien",
+        ]
+    );
+    assert!(
+        cells.iter().all(|(_, tags)| tags == "'-neg,ok"),
+        "{cells:?}"
+    );
+
+    let b = app.token("formulas-b@csv.test").await;
+    let r = import(&app, &b, csv.into_bytes()).await;
+    assert_eq!(r.body["data"]["imported"], 6, "{}", r.body);
+    let back: Vec<String> = all_contacts(&app, &b)
+        .await
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(back, names);
+    let tags = &all_contacts(&app, &b).await[0]["tags"];
+    assert_eq!(tags, &json!(["-neg", "ok"]));
+}
+
+#[tokio::test]
+async fn an_unclosed_quote_and_an_over_long_row_are_row_errors() {
+    let app = TestApp::spawn().await;
+    let token = app.token("quotes@csv.test").await;
+    let long_name = "x".repeat(70 * 1024);
+    let csv = format!(
+        "phone,name\n\
+         +14155550301,First\n\
+         +14155550302,{long_name}\n\
+         +14155550303,Third\n\
+         +14155550304,\"Never closed\n\
+         +14155550305,Swallowed\n"
+    );
+    let r = import(&app, &token, csv.into_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let d = &r.body["data"];
+    assert_eq!(d["imported"], 2, "{d}");
+    assert_eq!(d["skipped"], 2, "{d}");
+    assert_eq!(d["errors"][0]["line"], 3, "{d}");
+    assert!(
+        d["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 64 KiB"),
+        "{d}"
+    );
+    assert_eq!(d["errors"][1]["line"], 5, "{d}");
+    assert!(
+        d["errors"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("never closed"),
+        "{d}"
+    );
+    let names: Vec<Value> = all_contacts(&app, &token)
+        .await
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("First"), json!("Third")]);
+}

@@ -52,7 +52,12 @@ fn encode(rows: &[entity::contact::Model], header: bool) -> Result<Vec<u8>, AppE
             &c.created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         ];
-        w.write_record(record).map_err(AppError::internal)?;
+        for cell in record {
+            w.write_field(super::csv_guard::defuse(cell).as_bytes())
+                .map_err(AppError::internal)?;
+        }
+        w.write_record(std::iter::empty::<&[u8]>())
+            .map_err(AppError::internal)?;
     }
     w.into_inner()
         .map_err(|e| AppError::internal(anyhow::anyhow!("csv: {e}")))

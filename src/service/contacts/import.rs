@@ -16,7 +16,9 @@ use tokio_util::io::SyncIoBridge;
 
 use super::{
     BulkContactInput, BulkCreated, BulkError, BulkOutcome, Family, ImportOutcome, ImportRowError,
-    NewContact, validate,
+    NewContact,
+    csv_guard::{MAX_ROW, RowGuard, TOO_LONG, UNCLOSED, restore},
+    validate,
 };
 use crate::{
     auth::{Capability, Principal},
@@ -33,6 +35,8 @@ const MAX_REPORTED_ERRORS: usize = 100;
 /// Rows written per transaction (about 0.2 s of SQLite's write lock on a 2-core machine;
 /// fewer, larger commits also mean fewer full-text index segments to merge).
 const BATCH: usize = 5000;
+/// Row bytes per batch at most, so a file of long rows holds little memory at once.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes inspected before any row is read.
 const PREFIX: usize = 64 * 1024;
 /// Imports at least this large refresh the planner's statistics (PostgreSQL), so the next
@@ -142,7 +146,7 @@ fn parse_record(
     }
     let get = |i: Option<usize>| {
         i.and_then(|i| cells.get(i))
-            .map(|s| s.trim())
+            .map(|s| restore(s.trim()).trim())
             .filter(|s| !s.is_empty())
     };
     let phone = get(Some(cols.phone)).map(str::to_owned);
@@ -189,6 +193,26 @@ fn parse_record(
         },
         Err(e) => bad(first_error(e)),
     }
+}
+
+/// The row error for the guard's stand-in rows.
+fn marker_error(rec: &csv::ByteRecord, line: u64) -> Option<Parsed> {
+    let error = match rec.get(0)? {
+        m if m == TOO_LONG => format!(
+            "The row is longer than {} KiB (or a quote opened on it is never closed); it was skipped",
+            MAX_ROW / 1024
+        ),
+        m if m == UNCLOSED => {
+            "A quote opened on this row is never closed, so the rest of the file would be one field"
+                .to_owned()
+        }
+        _ => return None,
+    };
+    Some(Parsed::Bad(ImportRowError {
+        line,
+        phone: None,
+        error,
+    }))
 }
 
 /// A reader that fails with `FileTooLarge` past `limit` bytes.
@@ -279,10 +303,13 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel::<AppResult<Vec<Parsed>>>(2);
     let bridge = SyncIoBridge::new(reader);
     let parser = tokio::task::spawn_blocking(move || {
-        let source = Capped {
-            inner: Read::chain(io::Cursor::new(prefix), bridge),
-            left: IMPORT_LIMIT,
-        };
+        let source = RowGuard::new(
+            Capped {
+                inner: Read::chain(io::Cursor::new(prefix), bridge),
+                left: IMPORT_LIMIT,
+            },
+            delimiter,
+        );
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
@@ -301,6 +328,7 @@ where
         };
         let mut rec = csv::ByteRecord::new();
         let mut batch = Vec::with_capacity(BATCH);
+        let mut batch_bytes = 0;
         loop {
             match rdr.read_byte_record(&mut rec) {
                 Ok(false) => break,
@@ -313,8 +341,12 @@ where
                     let embedded = rec.iter().flatten().filter(|b| **b == b'\n').count() as u64;
                     let ended = rdr.position().line().saturating_sub(1 + embedded);
                     let line = rec.position().map_or(0, |p| p.line()).max(ended);
-                    batch.push(parse_record(&rec, line, &cols, tenant, now));
-                    if batch.len() == BATCH
+                    batch_bytes += rec.as_slice().len();
+                    batch.push(match marker_error(&rec, line) {
+                        Some(bad) => bad,
+                        None => parse_record(&rec, line, &cols, tenant, now),
+                    });
+                    if (batch.len() == BATCH || batch_bytes >= BATCH_BYTES)
                         && tx
                             .blocking_send(Ok(std::mem::replace(
                                 &mut batch,
@@ -323,6 +355,9 @@ where
                             .is_err()
                     {
                         return;
+                    }
+                    if batch.is_empty() {
+                        batch_bytes = 0;
                     }
                 }
                 Err(e) => {

@@ -4,6 +4,7 @@
 //! email and phone digits that the trigram index serves. Tags live on the row (for output) and
 //! in `contact_tags` (for filters and counts), always written together.
 
+mod csv_guard;
 mod cursor;
 mod export;
 mod groups;
