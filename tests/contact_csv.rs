@@ -112,15 +112,7 @@ async fn accepts_bom_semicolons_and_plain_csv_bodies() {
     assert_eq!(all[1]["name"], "Zoé");
 
     // `Content-Type: text/csv` with the file as the whole body works too.
-    let res = app
-        .client
-        .post(app.url("/api/contacts/import"))
-        .bearer_auth(&token)
-        .header("content-type", "text/csv")
-        .body("phone\n+14155550100\n")
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_csv(&token, "phone\n+14155550100\n").await;
     let r = common::Resp::read(res).await;
     assert_eq!(r.body["data"]["imported"], 1, "{}", r.body);
 }

@@ -25,14 +25,8 @@ async fn a_100_mb_single_line_csv_keeps_memory_bounded() {
     let token = app.token("memory@csv.test").await;
     // Warm up the import path so one-time allocations are not counted.
     let warm = app
-        .client
-        .post(app.url("/api/contacts/import"))
-        .bearer_auth(&token)
-        .header("content-type", "text/csv")
-        .body("phone,name\n+14155550900,Warm\n")
-        .send()
-        .await
-        .unwrap();
+        .post_csv(&token, "phone,name\n+14155550900,Warm\n")
+        .await;
     assert_eq!(warm.status().as_u16(), 200);
     let before = status_kib("VmHWM:");
 

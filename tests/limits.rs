@@ -76,30 +76,21 @@ async fn graphql_cost_limits_refuse_before_execution() {
         .await;
     assert!(body["errors"].is_null(), "{body}");
 
-    // Too many mutations in one request: none of them runs.
-    let sends: String = (0..11)
-        .map(|i| format!("s{i}: sendText(sessionId: \"{session}\", to: \"+14155550161\", text: \"{i}\") {{ id }} "))
-        .collect();
+    // Too many mutations in one request: none of them runs. Ten are allowed.
+    let sends = |n: usize| {
+        let fields: String = (0..n)
+            .map(|i| format!("s{i}: sendText(sessionId: \"{session}\", to: \"+14155550161\", text: \"{i}\") {{ id }} "))
+            .collect();
+        format!("mutation {{ {fields} }}")
+    };
     let body = app
-        .graphql(
-            Auth::Bearer(&token),
-            &format!("mutation {{ {sends} }}"),
-            json!({}),
-        )
+        .graphql(Auth::Bearer(&token), &sends(11), json!({}))
         .await;
     assert_eq!(code(&body), "TOO_MANY_MUTATIONS", "{body}");
     let r = app.get("/api/messages", Auth::Bearer(&token)).await;
     assert_eq!(r.body["pagination"]["total"], 0, "{}", r.body);
-    // Ten are allowed.
-    let sends: String = (0..10)
-        .map(|i| format!("s{i}: sendText(sessionId: \"{session}\", to: \"+14155550161\", text: \"{i}\") {{ id }} "))
-        .collect();
     let body = app
-        .graphql(
-            Auth::Bearer(&token),
-            &format!("mutation {{ {sends} }}"),
-            json!({}),
-        )
+        .graphql(Auth::Bearer(&token), &sends(10), json!({}))
         .await;
     assert!(body["errors"].is_null(), "{body}");
 }

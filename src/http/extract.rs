@@ -15,7 +15,6 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::middleware::RequestRate;
 use crate::{auth::Principal, error::AppError, ids::TenantId, service, state::AppState};
 
 /// Header carrying an API key.
@@ -40,6 +39,10 @@ fn record_tenant(parts: &Parts, p: &Principal) {
         slot.set(p.tenant_id);
     }
 }
+
+/// The caller's rate-limit outcome, set by the auth extractors for the response headers.
+#[derive(Clone, Default, Debug)]
+pub struct RequestRate(pub Arc<OnceLock<crate::service::rate_limit::RateInfo>>);
 
 /// Records the caller and spends one unit of its rate limit (429 `RATE_LIMITED` when spent);
 /// the outcome goes to the `RateLimit-*` response headers.

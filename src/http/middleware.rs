@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::extract::RequestTenant;
+use super::extract::{RequestRate, RequestTenant};
 use crate::{error::AppError, service::rate_limit::RateInfo};
 
 /// Header carrying the request id.
@@ -110,10 +110,6 @@ pub async fn ensure_envelope(req: Request, next: Next) -> Response {
     }
     out
 }
-
-/// The caller's rate-limit outcome, set by the auth extractors for the response headers.
-#[derive(Clone, Default, Debug)]
-pub struct RequestRate(pub std::sync::Arc<std::sync::OnceLock<RateInfo>>);
 
 /// Writes `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
 pub fn set_rate_headers(h: &mut axum::http::HeaderMap, info: &RateInfo) {

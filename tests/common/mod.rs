@@ -565,6 +565,18 @@ impl TestApp {
         panic!("message {id} never became {what}: {last}");
     }
 
+    /// `POST /api/contacts/import` with the CSV as a `text/csv` body.
+    pub async fn post_csv(&self, token: &str, csv: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/contacts/import"))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Posts a multipart form.
     pub async fn multipart(
         &self,
