@@ -17,7 +17,7 @@ use crate::{
 
 /// Create an API key. The `key` in the response is shown only this once.
 #[utoipa::path(
-    post, path = "/api/external/api-keys", tag = "api-keys",
+    post, path = "/api/external/api-keys", operation_id = "createApiKey", tag = "api-keys",
     security(("bearerAuth" = [])),
     request_body = CreateApiKeyInput,
     responses(
@@ -38,7 +38,7 @@ pub async fn create(
 
 /// List the tenant's live API keys (no secrets).
 #[utoipa::path(
-    get, path = "/api/external/api-keys", tag = "api-keys",
+    get, path = "/api/external/api-keys", operation_id = "listApiKeys", tag = "api-keys",
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Keys", body = Envelope<Vec<ApiKeyOutput>>),
@@ -51,7 +51,7 @@ pub async fn list(State(state): State<AppState>, AnyAuth(p): AnyAuth) -> AppResu
 
 /// Revoke an API key; requests using it fail with 401 from then on.
 #[utoipa::path(
-    delete, path = "/api/external/api-keys/{id}", tag = "api-keys",
+    delete, path = "/api/external/api-keys/{id}", operation_id = "revokeApiKey", tag = "api-keys",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
@@ -71,7 +71,7 @@ pub async fn revoke(
 
 /// The calling API key and its tenant: a quick way for an integration to check its key.
 #[utoipa::path(
-    get, path = "/api/external/me", tag = "api-keys",
+    get, path = "/api/external/me", operation_id = "getApiKeyIdentity", tag = "api-keys",
     security(("apiKeyAuth" = [])),
     responses(
         (status = 200, description = "The key and its tenant", body = Envelope<ApiKeyWhoAmIOutput>),

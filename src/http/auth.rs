@@ -14,7 +14,7 @@ use crate::{
 
 /// Create a tenant and its owner user, and sign in.
 #[utoipa::path(
-    post, path = "/api/auth/register", tag = "auth",
+    post, path = "/api/auth/register", operation_id = "register", tag = "auth",
     request_body = RegisterInput,
     responses(
         (status = 201, description = "Registered", body = Envelope<AuthOutput>),
@@ -33,7 +33,7 @@ pub async fn register(
 
 /// Exchange email and password for an access token and a refresh token.
 #[utoipa::path(
-    post, path = "/api/auth/login", tag = "auth",
+    post, path = "/api/auth/login", operation_id = "login", tag = "auth",
     request_body = LoginInput,
     responses(
         (status = 200, description = "Signed in", body = Envelope<AuthOutput>),
@@ -52,7 +52,7 @@ pub async fn login(
 
 /// Rotate a refresh token: returns a new pair; the presented token stops working.
 #[utoipa::path(
-    post, path = "/api/auth/refresh", tag = "auth",
+    post, path = "/api/auth/refresh", operation_id = "refreshToken", tag = "auth",
     request_body = RefreshInput,
     responses(
         (status = 200, description = "New token pair", body = Envelope<AuthOutput>),
@@ -70,7 +70,7 @@ pub async fn refresh(
 
 /// Revoke a refresh token (idempotent).
 #[utoipa::path(
-    post, path = "/api/auth/logout", tag = "auth",
+    post, path = "/api/auth/logout", operation_id = "logout", tag = "auth",
     request_body = RefreshInput,
     responses(
         (status = 200, description = "Signed out", body = MessageEnvelope),
@@ -87,7 +87,7 @@ pub async fn logout(
 
 /// The signed-in user and their tenant.
 #[utoipa::path(
-    get, path = "/api/auth/me", tag = "auth",
+    get, path = "/api/auth/me", operation_id = "getMe", tag = "auth",
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The caller", body = Envelope<MeOutput>),

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// List groups by name, with member counts.
-#[utoipa::path(get, path = "/api/contacts/groups", tag = "contact-groups",
+#[utoipa::path(get, path = "/api/contacts/groups", operation_id = "listContactGroups", tag = "contact-groups",
     security(("bearerAuth" = [])), params(PageQuery),
     responses(
         (status = 200, description = "A page of groups", body = PagedEnvelope<GroupOutput>),
@@ -33,7 +33,7 @@ pub async fn list(
 }
 
 /// Create a group.
-#[utoipa::path(post, path = "/api/contacts/groups", tag = "contact-groups",
+#[utoipa::path(post, path = "/api/contacts/groups", operation_id = "createContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), request_body = CreateGroupInput,
     responses(
         (status = 201, description = "Created", body = Envelope<GroupOutput>),
@@ -51,7 +51,7 @@ pub async fn create(
 }
 
 /// One group.
-#[utoipa::path(get, path = "/api/contacts/groups/{id}", tag = "contact-groups",
+#[utoipa::path(get, path = "/api/contacts/groups/{id}", operation_id = "getContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     responses(
         (status = 200, description = "The group", body = Envelope<GroupOutput>),
@@ -66,7 +66,7 @@ pub async fn get(
 }
 
 /// Rename a group or change its description.
-#[utoipa::path(patch, path = "/api/contacts/groups/{id}", tag = "contact-groups",
+#[utoipa::path(patch, path = "/api/contacts/groups/{id}", operation_id = "updateContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = UpdateGroupInput,
     responses(
@@ -87,7 +87,7 @@ pub async fn update(
 }
 
 /// Delete a group (its contacts stay).
-#[utoipa::path(delete, path = "/api/contacts/groups/{id}", tag = "contact-groups",
+#[utoipa::path(delete, path = "/api/contacts/groups/{id}", operation_id = "deleteContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     responses(
         (status = 200, description = "Deleted", body = MessageEnvelope),
@@ -103,7 +103,7 @@ pub async fn delete(
 }
 
 /// Add contacts to a group (`{contactIds}`; members already in it are left as they are).
-#[utoipa::path(post, path = "/api/contacts/groups/{id}/members", tag = "contact-groups",
+#[utoipa::path(post, path = "/api/contacts/groups/{id}/members", operation_id = "addContactGroupMembers", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = MembersInput,
     responses(
@@ -123,7 +123,7 @@ pub async fn add_members(
 }
 
 /// Remove contacts from a group (`{contactIds}`).
-#[utoipa::path(delete, path = "/api/contacts/groups/{id}/members", tag = "contact-groups",
+#[utoipa::path(delete, path = "/api/contacts/groups/{id}/members", operation_id = "removeContactGroupMembers", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = MembersInput,
     responses(

@@ -30,21 +30,26 @@ use crate::{
 /// `?page=&limit=&search=&tag=&groupId=&sortBy=&sortOrder=`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-#[into_params(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
 pub struct ContactListQuery {
     /// Page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
     /// Items per page (default 20, at most 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Search by name, email or phone digits (substring, any case).
     pub search: Option<String>,
     /// Only contacts with this tag.
     pub tag: Option<String>,
     /// Only members of this group.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub group_id: Option<String>,
     /// `created_at` (default), `name` or `last_message_at`.
+    #[param(value_type = Option<crate::service::contacts::ContactSort>)]
     pub sort_by: Option<String>,
     /// `desc` (default) or `asc`.
+    #[param(value_type = Option<crate::service::contacts::SortOrder>)]
     pub sort_order: Option<String>,
     /// `pagination.nextCursor` of the previous page: continue right after its last contact
     /// (stable while contacts are added or removed; `page` is then ignored).
@@ -69,7 +74,7 @@ impl ContactListQuery {
 }
 
 /// List contacts (newest first unless sorted otherwise), with search and filters.
-#[utoipa::path(get, path = "/api/contacts", tag = "contacts",
+#[utoipa::path(get, path = "/api/contacts", operation_id = "listContacts", tag = "contacts",
     security(("bearerAuth" = [])), params(ContactListQuery),
     responses(
         (status = 200, description = "A page of contacts", body = PagedEnvelope<ContactOutput>),
@@ -87,7 +92,7 @@ pub async fn list(
 }
 
 /// List contacts with an API key (same query and answer as `GET /api/contacts`).
-#[utoipa::path(get, path = "/api/external/contacts", tag = "contacts",
+#[utoipa::path(get, path = "/api/external/contacts", operation_id = "listContactsWithApiKey", tag = "contacts",
     security(("apiKeyAuth" = [])), params(ContactListQuery),
     responses(
         (status = 200, description = "A page of contacts", body = PagedEnvelope<ContactOutput>),
@@ -105,7 +110,7 @@ pub async fn external_list(
 }
 
 /// Add a contact. The number is normalised to E.164 and must be new in the tenant.
-#[utoipa::path(post, path = "/api/contacts", tag = "contacts",
+#[utoipa::path(post, path = "/api/contacts", operation_id = "createContact", tag = "contacts",
     security(("bearerAuth" = [])), request_body = CreateContactInput,
     responses(
         (status = 201, description = "Created", body = Envelope<ContactOutput>),
@@ -124,7 +129,7 @@ pub async fn create(
 }
 
 /// One contact.
-#[utoipa::path(get, path = "/api/contacts/{id}", tag = "contacts",
+#[utoipa::path(get, path = "/api/contacts/{id}", operation_id = "getContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     responses(
         (status = 200, description = "The contact", body = Envelope<ContactOutput>),
@@ -139,7 +144,7 @@ pub async fn get(
 }
 
 /// Change some fields of a contact (absent fields stay; tags, labels and params are replaced).
-#[utoipa::path(patch, path = "/api/contacts/{id}", tag = "contacts",
+#[utoipa::path(patch, path = "/api/contacts/{id}", operation_id = "updateContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     request_body = UpdateContactInput,
     responses(
@@ -160,7 +165,7 @@ pub async fn update(
 }
 
 /// Delete a contact (its group memberships go with it).
-#[utoipa::path(delete, path = "/api/contacts/{id}", tag = "contacts",
+#[utoipa::path(delete, path = "/api/contacts/{id}", operation_id = "deleteContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     responses(
         (status = 200, description = "Deleted", body = MessageEnvelope),
@@ -176,7 +181,7 @@ pub async fn delete(
 }
 
 /// Tags in use, with how many contacts carry each (most used first).
-#[utoipa::path(get, path = "/api/contacts/tags", tag = "contacts",
+#[utoipa::path(get, path = "/api/contacts/tags", operation_id = "listContactTags", tag = "contacts",
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Tags and counts", body = Envelope<Vec<TagCount>>),
@@ -206,9 +211,9 @@ fn malformed(e: axum::extract::multipart::MultipartError) -> AppError {
 /// Import contacts from a CSV file. The upload is streamed and written in batches; numbers
 /// already in the directory (or repeated in the file) and invalid rows are skipped and listed
 /// with their line numbers.
-#[utoipa::path(post, path = "/api/contacts/import", tag = "contacts",
+#[utoipa::path(post, path = "/api/contacts/import", operation_id = "importContacts", tag = "contacts",
     security(("bearerAuth" = [])),
-    request_body(content = ImportForm, content_type = "multipart/form-data"),
+    request_body(content((ImportForm = "multipart/form-data"), (String = "text/csv")), description = "The CSV as the multipart field `file`, or as the whole body"),
     responses(
         (status = 200, description = "Imported", body = Envelope<ImportOutcome>),
         (status = 400, description = "No file, binary or non-UTF-8 file, or no phone column", body = ErrorEnvelope),
@@ -288,7 +293,7 @@ pub async fn import(
 
 /// Download every contact as CSV (streamed; columns `phone,name,email,countryCode,tags,labels,
 /// optIn,isBlocked,source,params,createdAt`, which the import reads back).
-#[utoipa::path(get, path = "/api/contacts/export", tag = "contacts",
+#[utoipa::path(get, path = "/api/contacts/export", operation_id = "exportContacts", tag = "contacts",
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The CSV file", content_type = "text/csv", body = String),

@@ -20,6 +20,12 @@ pub struct Envelope<T> {
     pub message: Option<String>,
 }
 
+/// A file in a response body (documentation only).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct BinaryFile(pub Vec<u8>);
+
 /// `{success: true, message}` for actions that return no data.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageEnvelope {

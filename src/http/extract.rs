@@ -147,10 +147,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
 /// `?page=&limit=` as given; validated by the service.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
     /// Items per page (default 20, at most 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 

@@ -22,7 +22,7 @@ use crate::{
     error::{AppError, AppResult, ErrorEnvelope},
     service::messages::{
         self, MessageFilter, MessageKind, MessageOutput, SendLocationInput, SendMediaForm,
-        SendOutput, SendTextInput,
+        SendMediaJson, SendOutput, SendTextInput,
     },
     state::AppState,
 };
@@ -47,9 +47,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 /// Declares a JSON send and its API-key twin.
 macro_rules! json_send {
-    ($(#[$doc:meta])* $user:ident, $ext:ident, $path:tt, $ext_path:tt, $input:ty, $svc:path) => {
+    ($(#[$doc:meta])* $user:ident, $ext:ident, $op:literal, $path:tt, $ext_path:tt, $input:ty, $svc:path) => {
         $(#[$doc])*
-        #[utoipa::path(post, path = $path, tag = "messages", security(("bearerAuth" = [])),
+        #[utoipa::path(post, path = $path, operation_id = $op, tag = "messages", security(("bearerAuth" = [])),
             params(("Idempotency-Key" = Option<String>, Header, description = "Same key within 24 h returns the first message")),
             request_body = $input,
             responses(
@@ -70,7 +70,7 @@ macro_rules! json_send {
         }
 
         $(#[$doc])*
-        #[utoipa::path(post, path = $ext_path, tag = "messages", security(("apiKeyAuth" = [])),
+        #[utoipa::path(post, path = $ext_path, operation_id = concat!($op, "WithApiKey"), tag = "messages", security(("apiKeyAuth" = [])),
             params(("Idempotency-Key" = Option<String>, Header, description = "Same key within 24 h returns the first message")),
             request_body = $input,
             responses(
@@ -94,11 +94,11 @@ macro_rules! json_send {
 
 /// Declares a media send (multipart, or JSON with a base64 file) and its API-key twin.
 macro_rules! media_send {
-    ($(#[$doc:meta])* $user:ident, $ext:ident, $path:tt, $ext_path:tt, $kind:expr) => {
+    ($(#[$doc:meta])* $user:ident, $ext:ident, $op:literal, $path:tt, $ext_path:tt, $kind:expr) => {
         $(#[$doc])*
-        #[utoipa::path(post, path = $path, tag = "messages", security(("bearerAuth" = [])),
+        #[utoipa::path(post, path = $path, operation_id = $op, tag = "messages", security(("bearerAuth" = [])),
             params(("Idempotency-Key" = Option<String>, Header, description = "Same key within 24 h returns the first message")),
-            request_body(content = SendMediaForm, content_type = "multipart/form-data"),
+            request_body(content((SendMediaForm = "multipart/form-data"), (SendMediaJson = "application/json")), description = "The file as multipart, or base64 in JSON"),
             responses(
                 (status = 200, description = "Stored and queued", body = Envelope<SendOutput>),
                 (status = 400, description = "Validation failed (empty file, wrong type, bad fields)", body = ErrorEnvelope),
@@ -119,9 +119,9 @@ macro_rules! media_send {
         }
 
         $(#[$doc])*
-        #[utoipa::path(post, path = $ext_path, tag = "messages", security(("apiKeyAuth" = [])),
+        #[utoipa::path(post, path = $ext_path, operation_id = concat!($op, "WithApiKey"), tag = "messages", security(("apiKeyAuth" = [])),
             params(("Idempotency-Key" = Option<String>, Header, description = "Same key within 24 h returns the first message")),
-            request_body(content = SendMediaForm, content_type = "multipart/form-data"),
+            request_body(content((SendMediaForm = "multipart/form-data"), (SendMediaJson = "application/json")), description = "The file as multipart, or base64 in JSON"),
             responses(
                 (status = 200, description = "Stored and queued", body = Envelope<SendOutput>),
                 (status = 400, description = "Validation failed (empty file, wrong type, bad fields)", body = ErrorEnvelope),
@@ -145,37 +145,37 @@ macro_rules! media_send {
 
 json_send!(
     /// Send a text message (1–4096 characters) through a connected session.
-    send_text, external_send_text,
+    send_text, external_send_text, "sendTextMessage",
     "/api/messages/send-text", "/api/external/messages/send-text",
     SendTextInput, messages::send_text
 );
 json_send!(
     /// Send a location.
-    send_location, external_send_location,
+    send_location, external_send_location, "sendLocationMessage",
     "/api/messages/send-location", "/api/external/messages/send-location",
     SendLocationInput, messages::send_location
 );
 media_send!(
     /// Send an image (JPEG, PNG or WebP, at most 5 MB by default) with an optional caption.
-    send_image, external_send_image,
+    send_image, external_send_image, "sendImageMessage",
     "/api/messages/send-image", "/api/external/messages/send-image",
     MessageKind::Image
 );
 media_send!(
     /// Send a document (any file, at most 100 MB by default) with an optional caption.
-    send_document, external_send_document,
+    send_document, external_send_document, "sendDocumentMessage",
     "/api/messages/send-document", "/api/external/messages/send-document",
     MessageKind::Document
 );
 media_send!(
     /// Send a video (MP4 or 3GPP, at most 16 MB by default) with an optional caption.
-    send_video, external_send_video,
+    send_video, external_send_video, "sendVideoMessage",
     "/api/messages/send-video", "/api/external/messages/send-video",
     MessageKind::Video
 );
 media_send!(
     /// Send audio (AAC, M4A, MP3, AMR or OGG/Opus, at most 16 MB by default).
-    send_audio, external_send_audio,
+    send_audio, external_send_audio, "sendAudioMessage",
     "/api/messages/send-audio", "/api/external/messages/send-audio",
     MessageKind::Audio
 );
@@ -183,24 +183,29 @@ media_send!(
 /// `?sessionId=&direction=&status=&to=&page=&limit=`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-#[into_params(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
 pub struct MessageQuery {
     /// Only this session's messages.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub session_id: Option<String>,
     /// `outbound` or `inbound`.
+    #[param(value_type = Option<crate::service::messages::Direction>)]
     pub direction: Option<String>,
     /// `queued`, `sent`, `delivered`, `read`, `played`, `failed` or `received`.
+    #[param(value_type = Option<crate::service::messages::MessageStatus>)]
     pub status: Option<String>,
     /// Only messages to or from this number (any format).
     pub to: Option<String>,
     /// Page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
     /// Items per page (default 20, at most 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
 /// List messages, newest first.
-#[utoipa::path(get, path = "/api/messages", tag = "messages",
+#[utoipa::path(get, path = "/api/messages", operation_id = "listMessages", tag = "messages",
     security(("bearerAuth" = [])), params(MessageQuery),
     responses(
         (status = 200, description = "A page of messages", body = PagedEnvelope<MessageOutput>),
@@ -228,7 +233,7 @@ pub async fn list(
 }
 
 /// Get a message and its delivery status.
-#[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/api/messages/{id}", operation_id = "getMessage", tag = "messages",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(
         (status = 200, description = "The message", body = Envelope<MessageOutput>),
@@ -243,7 +248,7 @@ pub async fn get(
 }
 
 /// Get a message and its delivery status with an API key.
-#[utoipa::path(get, path = "/api/external/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/api/external/messages/{id}", operation_id = "getMessageWithApiKey", tag = "messages",
     security(("apiKeyAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(
         (status = 200, description = "The message", body = Envelope<MessageOutput>),
@@ -258,10 +263,10 @@ pub async fn external_get(
 }
 
 /// Download a message's media (the owning tenant only).
-#[utoipa::path(get, path = "/api/messages/{id}/media", tag = "messages",
+#[utoipa::path(get, path = "/api/messages/{id}/media", operation_id = "downloadMessageMedia", tag = "messages",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(
-        (status = 200, description = "The file, with its detected Content-Type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with its detected Content-Type", content_type = "application/octet-stream", body = super::envelope::BinaryFile),
         (status = 404, description = "No such message in your tenant, or it has no media", body = ErrorEnvelope),
     ))]
 pub async fn media(

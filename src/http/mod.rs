@@ -134,7 +134,7 @@ fn media_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/openapi.json` and committed at `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    openapi::finish(api_router().split_for_parts().1)
 }
 
 /// The OpenAPI document as pretty JSON with a trailing newline.
@@ -149,6 +149,7 @@ pub fn openapi_json() -> String {
 /// The complete application router: REST, GraphQL, docs, and the cross-cutting layers.
 pub fn router(state: AppState) -> Router {
     let (rest, spec) = api_router().split_for_parts();
+    let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
     rest.fallback(middleware::not_found)
         .with_state(state.clone())

@@ -13,9 +13,16 @@ use crate::error::ErrorEnvelope;
     info(
         title = "wagate",
         description = "Self-hostable WhatsApp gateway. Successful responses use `{success:true, data, message?}`; failures use `{success:false, code, message, errors?}`.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+        contact(name = "wagate maintainers")
     ),
-    components(schemas(ErrorEnvelope)),
+    servers((url = "/", description = "This gateway")),
+    components(schemas(
+        ErrorEnvelope,
+        crate::service::webhooks::DeliveryState,
+        crate::service::contacts::ContactSort,
+        crate::service::contacts::SortOrder,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Sign-up, sign-in and tokens"),
@@ -54,5 +61,73 @@ impl Modify for SecuritySchemes {
                 "API key from POST /api/external/api-keys",
             ))),
         );
+    }
+}
+
+/// Final touches on the generated document, as JSON:
+/// - an inline schema identical to a named component becomes a `$ref` to it (utoipa inlines
+///   the `data` of generic envelopes, which would give clients a twin type per envelope);
+/// - an operation whose doc comment is one paragraph gets it as `description` too (utoipa
+///   puts the first paragraph in `summary` only).
+pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut v) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    let components: Vec<(String, serde_json::Value)> = v["components"]["schemas"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, s)| (k.clone(), s.clone())).collect())
+        .unwrap_or_default();
+    if let Some(schemas) = v["components"]["schemas"].as_object_mut() {
+        for (name, schema) in schemas.iter_mut() {
+            for_children(schema, &mut |child| refer(child, &components, Some(name)));
+        }
+    }
+    if let Some(paths) = v["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+            {
+                for_children(op, &mut |child| refer(child, &components, None));
+                if op.get("description").is_none()
+                    && let Some(summary) = op.get("summary").cloned()
+                {
+                    op["description"] = summary;
+                }
+            }
+        }
+    }
+    serde_json::from_value(v).unwrap_or(doc)
+}
+
+/// Replaces `node` by a `$ref` when it equals a component other than `own`; otherwise looks
+/// further down.
+fn refer(
+    node: &mut serde_json::Value,
+    components: &[(String, serde_json::Value)],
+    own: Option<&String>,
+) {
+    if ["properties", "enum", "allOf", "oneOf", "anyOf"]
+        .iter()
+        .any(|k| node.get(k).is_some())
+    {
+        if let Some((name, _)) = components
+            .iter()
+            .find(|(name, schema)| Some(name) != own && schema == node)
+        {
+            *node = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
+            return;
+        }
+    }
+    for_children(node, &mut |child| refer(child, components, own));
+}
+
+/// Calls `f` on every direct child value of `node`.
+fn for_children(node: &mut serde_json::Value, f: &mut dyn FnMut(&mut serde_json::Value)) {
+    match node {
+        serde_json::Value::Object(m) => m.values_mut().for_each(f),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(f),
+        _ => {}
     }
 }

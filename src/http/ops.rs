@@ -33,7 +33,7 @@ pub struct ReadyOutput {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations",
     responses((status = 200, description = "Up", body = Envelope<HealthOutput>)))]
 pub async fn healthz() -> Response {
     envelope::ok(HealthOutput { status: "ok" })
@@ -51,7 +51,7 @@ async fn redis_ok(client: &redis::Client) -> bool {
 }
 
 /// The database (and Redis, when configured) answer. 503 when one does not.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Envelope<ReadyOutput>),
         (status = 503, description = "A dependency is down", body = Envelope<ReadyOutput>),

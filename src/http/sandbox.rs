@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Sandbox sessions only: scan the pending QR code with a simulated phone.
-#[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/scan", tag = "sandbox",
+#[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/scan", operation_id = "sandboxScanQr", tag = "sandbox",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Session UUID")),
     request_body(content = SandboxScanInput, description = "Optional; a random test number pairs when omitted"),
     responses(
@@ -39,7 +39,7 @@ pub async fn scan(
 
 /// Sandbox sessions only: a simulated contact sends the session a text message. It is stored
 /// as an inbound message and published as `message.received`.
-#[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/inbound", tag = "sandbox",
+#[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/inbound", operation_id = "sandboxReceiveMessage", tag = "sandbox",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Session UUID")),
     request_body = SandboxInboundInput,
     responses(

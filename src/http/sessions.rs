@@ -17,7 +17,7 @@ use crate::{
 
 twin! {
     /// List the tenant's sessions.
-    get "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions",
+    get "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions", op = "listSessions",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of sessions", body = PagedEnvelope<SessionOutput>),
@@ -31,7 +31,7 @@ twin! {
 
 twin! {
     /// Create a session slot; connect separately to obtain a QR code.
-    post "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions",
+    post "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions", op = "createSession",
     request_body = CreateSessionInput,
     responses(
         (status = 201, description = "Created (`disconnected`)", body = Envelope<SessionOutput>),
@@ -44,7 +44,7 @@ twin! {
 
 twin! {
     /// One session.
-    get "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions",
+    get "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "getSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "The session", body = Envelope<SessionOutput>),
@@ -57,7 +57,7 @@ twin! {
 
 twin! {
     /// Rename a session.
-    patch "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions",
+    patch "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "renameSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     request_body = RenameSessionInput,
     responses(
@@ -72,7 +72,7 @@ twin! {
 
 twin! {
     /// Log out (if paired) and remove the session.
-    delete "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions",
+    delete "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "deleteSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "Deleted", body = MessageEnvelope),
@@ -86,7 +86,7 @@ twin! {
 
 twin! {
     /// Initiate QR code pairing (or restore an earlier pairing without one).
-    post "/api/v1/whatsapp/{id}/connect" | "/api/external/sessions/{id}/connect", tag = "sessions",
+    post "/api/v1/whatsapp/{id}/connect" | "/api/external/sessions/{id}/connect", tag = "sessions", op = "connectSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "`qr_pending` with \"Scan QR code in dashboard\", or `connected`", body = Envelope<ConnectOutput>),
@@ -101,7 +101,7 @@ twin! {
 
 twin! {
     /// Real-time connection status.
-    get "/api/v1/whatsapp/{id}/status" | "/api/external/sessions/{id}/status", tag = "sessions",
+    get "/api/v1/whatsapp/{id}/status" | "/api/external/sessions/{id}/status", tag = "sessions", op = "getSessionStatus",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "Status", body = Envelope<SessionStatusOutput>),
@@ -114,7 +114,7 @@ twin! {
 
 twin! {
     /// Disconnect without deleting the session or forgetting its pairing.
-    post "/api/v1/whatsapp/{id}/disconnect" | "/api/external/sessions/{id}/disconnect", tag = "sessions",
+    post "/api/v1/whatsapp/{id}/disconnect" | "/api/external/sessions/{id}/disconnect", tag = "sessions", op = "disconnectSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "Disconnected", body = MessageEnvelope),
@@ -129,7 +129,7 @@ twin! {
 
 twin! {
     /// Forget the pairing; the next connect needs a new QR code.
-    post "/api/v1/whatsapp/{id}/logout" | "/api/external/sessions/{id}/logout", tag = "sessions",
+    post "/api/v1/whatsapp/{id}/logout" | "/api/external/sessions/{id}/logout", tag = "sessions", op = "logoutSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "Logged out", body = Envelope<SessionOutput>),
@@ -143,7 +143,7 @@ twin! {
 
 twin! {
     /// The QR code waiting to be scanned, as payload, SVG and PNG data URL.
-    get "/api/v1/whatsapp/{id}/qr" | "/api/external/sessions/{id}/qr", tag = "sessions",
+    get "/api/v1/whatsapp/{id}/qr" | "/api/external/sessions/{id}/qr", tag = "sessions", op = "getSessionQr",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
         (status = 200, description = "Current QR code", body = Envelope<QrOutput>),

@@ -3,12 +3,13 @@
 //! caller may do (an API key without the needed scope gets 403 there), so the two routes
 //! cannot drift apart.
 
-/// Declares `$user` (bearer JWT at `$path`) and `$ext` (`X-API-Key` at `$ext_path`).
+/// Declares `$user` (bearer JWT at `$path`, operation id `$op`) and `$ext` (`X-API-Key` at
+/// `$ext_path`, operation id `$op` + `WithApiKey`).
 ///
 /// ```ignore
 /// twin! {
 ///     /// Doc comment (becomes the operation description).
-///     get "/api/things/{id}" | "/api/external/things/{id}", tag = "things",
+///     get "/api/things/{id}" | "/api/external/things/{id}", tag = "things", op = "getThing",
 ///     params(("id" = Uuid, Path, description = "Thing UUID")),
 ///     responses((status = 200, description = "The thing", body = Envelope<Thing>),),
 ///     get_thing | external_get_thing (state, p, Path(id): Path<Uuid>) {
@@ -19,14 +20,14 @@
 macro_rules! twin {
     (
         $(#[$doc:meta])*
-        $method:ident $path:literal | $ext_path:literal, tag = $tag:literal,
+        $method:ident $path:literal | $ext_path:literal, tag = $tag:literal, op = $op:literal,
         $(params($($params:tt)*),)?
         $(request_body = $body_ty:ty,)?
         responses($($resp:tt)*),
         $user:ident | $ext:ident ($state:ident, $p:ident $($args:tt)*) $body:block
     ) => {
         $(#[$doc])*
-        #[utoipa::path($method, path = $path, tag = $tag, security(("bearerAuth" = [])),
+        #[utoipa::path($method, path = $path, operation_id = $op, tag = $tag, security(("bearerAuth" = [])),
             $(params($($params)*),)?
             $(request_body = $body_ty,)?
             responses($($resp)*
@@ -41,7 +42,7 @@ macro_rules! twin {
         $(#[$doc])*
         ///
         /// With an API key: needs the scope listed for this operation in the README.
-        #[utoipa::path($method, path = $ext_path, tag = $tag, security(("apiKeyAuth" = [])),
+        #[utoipa::path($method, path = $ext_path, operation_id = concat!($op, "WithApiKey"), tag = $tag, security(("apiKeyAuth" = [])),
             $(params($($params)*),)?
             $(request_body = $body_ty,)?
             responses($($resp)*

@@ -194,21 +194,26 @@ pub struct VendorContactList {
 /// `?page=&limit=&search=&sortBy=&sortOrder=` (plus `tag` and `groupId`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-#[into_params(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
 pub struct VendorListQuery {
     /// Page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
     /// Results per page (default 20; above 100 is capped at 100).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
     /// Search by name, phone number or email.
     pub search: Option<String>,
     /// `created_at` (default), `name` or `last_message_at`.
+    #[param(value_type = Option<crate::service::contacts::ContactSort>)]
     pub sort_by: Option<String>,
     /// `desc` (default) or `asc`.
+    #[param(value_type = Option<crate::service::contacts::SortOrder>)]
     pub sort_order: Option<String>,
     /// Only contacts with this tag.
     pub tag: Option<String>,
     /// Only members of this group.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub group_id: Option<String>,
     /// `nextCursor` of the previous page: continue right after its last contact.
     pub cursor: Option<String>,
@@ -231,7 +236,7 @@ fn vendor_page(q: &VendorListQuery) -> Result<PageRequest, AppError> {
 }
 
 /// List contacts, with search, sorting and paging.
-#[utoipa::path(get, path = "/api/whatsapp/contacts", tag = "whatsapp-contacts",
+#[utoipa::path(get, path = "/api/whatsapp/contacts", operation_id = "listVendorContacts", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), params(VendorListQuery),
     responses(
         (status = 200, description = "A page of contacts", body = Envelope<VendorContactList>),
@@ -276,7 +281,7 @@ pub async fn list(
 }
 
 /// Get a contact by id (`contact_<uuid>`) or vendor contact id (24 hex characters).
-#[utoipa::path(get, path = "/api/whatsapp/contacts/{contactId}", tag = "whatsapp-contacts",
+#[utoipa::path(get, path = "/api/whatsapp/contacts/{contactId}", operation_id = "getVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
     responses(
@@ -315,7 +320,7 @@ pub struct VendorCreateInput {
 }
 
 /// Create a contact (source `api`, not opted in).
-#[utoipa::path(post, path = "/api/whatsapp/contacts", tag = "whatsapp-contacts",
+#[utoipa::path(post, path = "/api/whatsapp/contacts", operation_id = "createVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), request_body = VendorCreateInput,
     responses(
         (status = 201, description = "Created", body = Envelope<VendorContact>),
@@ -399,7 +404,7 @@ pub struct VendorPatched {
 }
 
 /// Update one or more fields of a contact.
-#[utoipa::path(patch, path = "/api/whatsapp/contacts/{contactId}", tag = "whatsapp-contacts",
+#[utoipa::path(patch, path = "/api/whatsapp/contacts/{contactId}", operation_id = "updateVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
     request_body = VendorPatch,
@@ -444,7 +449,7 @@ pub async fn update(
 }
 
 /// Delete a contact.
-#[utoipa::path(delete, path = "/api/whatsapp/contacts/{contactId}", tag = "whatsapp-contacts",
+#[utoipa::path(delete, path = "/api/whatsapp/contacts/{contactId}", operation_id = "deleteVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
     responses(
@@ -495,7 +500,7 @@ pub struct VendorBulkOutcome {
 }
 
 /// Import many contacts at once; invalid and duplicate rows are skipped and listed.
-#[utoipa::path(post, path = "/api/whatsapp/contacts/bulk", tag = "whatsapp-contacts",
+#[utoipa::path(post, path = "/api/whatsapp/contacts/bulk", operation_id = "bulkImportVendorContacts", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), request_body = VendorBulkInput,
     responses(
         (status = 200, description = "Imported, possibly with partial failures", body = Envelope<VendorBulkOutcome>),

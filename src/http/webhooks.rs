@@ -20,7 +20,7 @@ use crate::{
 
 twin! {
     /// List your webhooks, oldest first.
-    get "/api/webhooks" | "/api/external/webhooks", tag = "webhooks",
+    get "/api/webhooks" | "/api/external/webhooks", tag = "webhooks", op = "listWebhooks",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of webhooks", body = PagedEnvelope<WebhookOutput>),
@@ -37,7 +37,7 @@ twin! {
     ///
     /// The URL must be `http` or `https`; loopback and private addresses are refused unless the
     /// gateway runs with `WAGATE_WEBHOOK_ALLOW_PRIVATE=true`.
-    post "/api/webhooks" | "/api/external/webhooks", tag = "webhooks",
+    post "/api/webhooks" | "/api/external/webhooks", tag = "webhooks", op = "createWebhook",
     request_body = CreateWebhookInput,
     responses(
         (status = 201, description = "Created", body = Envelope<CreatedWebhookOutput>),
@@ -51,7 +51,7 @@ twin! {
 
 twin! {
     /// One webhook.
-    get "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    get "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "getWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The webhook", body = Envelope<WebhookOutput>),
@@ -64,7 +64,7 @@ twin! {
 
 twin! {
     /// Change a webhook; `enabled: true` re-enables one that was disabled automatically.
-    patch "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    patch "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "updateWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     request_body = UpdateWebhookInput,
     responses(
@@ -79,7 +79,7 @@ twin! {
 
 twin! {
     /// Delete a webhook with its delivery log.
-    delete "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks",
+    delete "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "deleteWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "Deleted", body = MessageEnvelope),
@@ -93,7 +93,7 @@ twin! {
 
 twin! {
     /// The signing secret.
-    get "/api/webhooks/{id}/secret" | "/api/external/webhooks/{id}/secret", tag = "webhooks",
+    get "/api/webhooks/{id}/secret" | "/api/external/webhooks/{id}/secret", tag = "webhooks", op = "getWebhookSecret",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The secret", body = Envelope<WebhookSecretOutput>),
@@ -106,7 +106,7 @@ twin! {
 
 twin! {
     /// Replace the signing secret; the old one keeps signing (a second `v1,` signature) for 24 h.
-    post "/api/webhooks/{id}/rotate-secret" | "/api/external/webhooks/{id}/rotate-secret", tag = "webhooks",
+    post "/api/webhooks/{id}/rotate-secret" | "/api/external/webhooks/{id}/rotate-secret", tag = "webhooks", op = "rotateWebhookSecret",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 200, description = "The new secret", body = Envelope<WebhookSecretOutput>),
@@ -119,19 +119,23 @@ twin! {
 
 /// `?status=&page=&limit=` of the delivery log.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `pending`, `delivered` or `failed`.
+    #[param(value_type = Option<crate::service::webhooks::DeliveryState>)]
     pub status: Option<String>,
     /// Page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
     /// Items per page (default 20, at most 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
 twin! {
     /// The delivery log, newest first: each event with every try (time, HTTP status, latency,
     /// first 1 KiB of the answer).
-    get "/api/webhooks/{id}/deliveries" | "/api/external/webhooks/{id}/deliveries", tag = "webhooks",
+    get "/api/webhooks/{id}/deliveries" | "/api/external/webhooks/{id}/deliveries", tag = "webhooks", op = "listWebhookDeliveries",
     params(("id" = Uuid, Path, description = "Webhook UUID"), DeliveryQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = PagedEnvelope<WebhookDeliveryOutput>),
@@ -148,7 +152,7 @@ twin! {
 twin! {
     /// Try a delivery again now (also a delivered or failed one; same `webhook-id`). 409 while a
     /// try of it is in progress.
-    post "/api/webhooks/{id}/deliveries/{deliveryId}/retry" | "/api/external/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
+    post "/api/webhooks/{id}/deliveries/{deliveryId}/retry" | "/api/external/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks", op = "retryWebhookDelivery",
     params(
         ("id" = Uuid, Path, description = "Webhook UUID"),
         ("deliveryId" = Uuid, Path, description = "Delivery UUID"),
@@ -165,7 +169,7 @@ twin! {
 
 twin! {
     /// Send a `webhook.test` event to this webhook.
-    post "/api/webhooks/{id}/test" | "/api/external/webhooks/{id}/test", tag = "webhooks",
+    post "/api/webhooks/{id}/test" | "/api/external/webhooks/{id}/test", tag = "webhooks", op = "sendWebhookTest",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
         (status = 202, description = "Queued", body = Envelope<WebhookDeliveryOutput>),

@@ -239,8 +239,29 @@ pub struct SendMediaForm {
     /// File name shown to the recipient (documents); defaults to the uploaded file's name.
     pub file_name: Option<String>,
     /// The file. Its type is detected from its bytes, not from its name or part header.
-    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
+}
+
+/// The JSON form of the media sends (documentation only): the same fields, with the file
+/// base64-encoded or as a `data:<mime>;base64,` URL. At most 16 MiB of file (larger files go
+/// as multipart).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SendMediaJson {
+    /// The connected session to send through.
+    #[schema(format = "uuid")]
+    pub session_id: String,
+    /// Recipient phone number in international format.
+    pub to: String,
+    /// Optional caption (at most 1024 characters; not for audio).
+    pub caption: Option<String>,
+    /// File name shown to the recipient (documents).
+    pub file_name: Option<String>,
+    /// The file, base64-encoded (standard alphabet, padded), or a `data:` URL.
+    #[schema(format = Byte)]
+    pub file: String,
 }
 
 /// What a send returns: the stored message, `queued`.

@@ -125,6 +125,18 @@ pub struct WebhookAttemptOutput {
     pub error: Option<String>,
 }
 
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for its next try (or being tried).
+    Pending,
+    /// A try was answered with 2xx.
+    Delivered,
+    /// Every try failed, or the endpoint answered 410.
+    Failed,
+}
+
 /// One event's delivery to one webhook, with every try.
 #[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
 #[serde(rename_all = "camelCase")]
