@@ -222,13 +222,30 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut res = (status, Json(self.envelope())).into_response();
-        if let AppError::RateLimited { retry_after_secs } = self {
-            res.headers_mut().insert(
+        decorate(&self, res.headers_mut());
+        res
+    }
+}
+
+/// Headers an error answer carries besides its body: `Retry-After` on 429, and
+/// `WWW-Authenticate` on 401 (RFC 9110 requires one; both credential kinds are named).
+pub fn decorate(e: &AppError, headers: &mut axum::http::HeaderMap) {
+    match e {
+        AppError::RateLimited { retry_after_secs } => {
+            headers.insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
+                HeaderValue::from((*retry_after_secs).max(1)),
             );
         }
-        res
+        AppError::Unauthorized(_) => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"wagate\", ApiKey realm=\"wagate\", header=\"X-API-Key\"",
+                ),
+            );
+        }
+        _ => {}
     }
 }
 

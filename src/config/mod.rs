@@ -9,10 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{ProviderKind, sandbox::SandboxConfig};
 
+mod http;
 mod limits;
 mod messaging;
 mod webhooks;
 
+pub use http::{CorsOrigins, HttpConfig};
 pub use limits::{GraphqlLimits, LimitsConfig};
 pub use messaging::{DispatchConfig, MediaLimits, MessagingConfig};
 pub use webhooks::{DEFAULT_RETRY_SCHEDULE, WebhookConfig};
@@ -204,6 +206,9 @@ pub struct ConfigArgs {
     /// How long a GraphQL WebSocket may wait before connection_init.
     #[arg(long, global = true, env = "WAGATE_WS_INIT_TIMEOUT")]
     pub ws_init_timeout: Option<String>,
+    /// Comma-separated browser origins allowed cross-origin access, or `*`.
+    #[arg(long, global = true, env = "WAGATE_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
 }
 
 /// Log output format.
@@ -254,6 +259,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Rate limits, proxies, GraphQL and WebSocket bounds.
     pub limits: LimitsConfig,
+    /// CORS.
+    pub http: HttpConfig,
 }
 
 /// A configuration value that failed validation.
@@ -338,6 +345,7 @@ impl Config {
         let messaging = messaging::parse(&a)?;
         let webhooks = webhooks::parse(&a)?;
         let limits = limits::parse(&a)?;
+        let http = http::parse(&a)?;
         let mut sandbox_messages = SandboxConfig::default();
         messaging::parse_sandbox(&a, &mut sandbox_messages)?;
         let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
@@ -514,6 +522,7 @@ impl Config {
             messaging,
             webhooks,
             limits,
+            http,
         })
     }
 
@@ -563,6 +572,7 @@ impl std::fmt::Debug for Config {
             .field("messaging", &self.messaging)
             .field("webhooks", &self.webhooks)
             .field("limits", &self.limits)
+            .field("http", &self.http)
             .finish()
     }
 }

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
@@ -300,7 +300,8 @@ pub async fn import(
         (status = 401, description = "Missing or invalid token", body = ErrorEnvelope),
     ))]
 pub async fn export(State(state): State<AppState>, UserAuth(p): UserAuth) -> AppResult<Response> {
-    let stream = contacts::export_csv(&state, &p)?.map_ok(Bytes::from);
+    // Fused: the compression layer may poll again after the end.
+    let stream = contacts::export_csv(&state, &p)?.map_ok(Bytes::from).fuse();
     let mut res = (StatusCode::OK, Body::from_stream(stream)).into_response();
     let h = res.headers_mut();
     h.insert(

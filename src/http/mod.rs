@@ -11,6 +11,7 @@ pub mod contact_groups;
 pub mod contacts;
 pub mod envelope;
 pub mod extract;
+pub mod layers;
 pub mod media_form;
 pub mod messages;
 pub mod middleware;
@@ -22,10 +23,7 @@ pub mod vendor_contacts;
 pub mod webhooks;
 
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
-use tower_http::{
-    cors::{Any, CorsLayer},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
@@ -151,7 +149,8 @@ pub fn router(state: AppState) -> Router {
     let (rest, spec) = api_router().split_for_parts();
     let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    rest.fallback(middleware::not_found)
+    let app = rest
+        .fallback(middleware::not_found)
         .with_state(state.clone())
         .merge(crate::graphql::router(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
@@ -161,20 +160,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(middleware::ensure_envelope))
         .layer(axum::middleware::from_fn(middleware::rate_headers))
-        .layer(axum::middleware::from_fn(middleware::log_requests))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods(Any)
-                .allow_headers(Any)
-                .expose_headers([
-                    request_id.clone(),
-                    axum::http::header::RETRY_AFTER,
-                    HeaderName::from_static("ratelimit-limit"),
-                    HeaderName::from_static("ratelimit-remaining"),
-                    HeaderName::from_static("ratelimit-reset"),
-                ]),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(axum::middleware::from_fn(layers::caching))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn(middleware::log_requests));
+    let app = match layers::cors(&state.cfg.http.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

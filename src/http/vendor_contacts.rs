@@ -78,12 +78,7 @@ impl IntoResponse for VendorError {
             }),
         )
             .into_response();
-        if let AppError::RateLimited { retry_after_secs } = e {
-            res.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_secs.max(1)),
-            );
-        }
+        crate::error::decorate(&e, res.headers_mut());
         res
     }
 }
