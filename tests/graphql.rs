@@ -340,3 +340,65 @@ async fn websocket_refuses_malformed_credentials() {
         }
     }
 }
+
+/// A failed non-null root field nulls the whole `data`, as the GraphQL specification's null
+/// propagation requires; a request without errors keeps every field.
+#[tokio::test]
+async fn a_failed_root_field_nulls_data() {
+    let app = TestApp::spawn().await;
+    let token = app.token("nulls@gql.test").await;
+    let q = "query($id: ID!) { me { user { id } } missing: session(id: $id) { id } }";
+    let body = app
+        .graphql(Auth::Bearer(&token), q, json!({"id": uuid::Uuid::now_v7()}))
+        .await;
+    assert!(body["data"].is_null(), "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["missing"]), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let body = app
+        .graphql(
+            Auth::Bearer(&token),
+            "{ me { user { id } } sessions { data { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["me"]["user"]["id"].is_string(), "{body}");
+}
+
+/// The rule above holds because every root query and mutation field is non-null.
+#[test]
+fn every_root_field_is_non_null() {
+    let sdl = wagate::graphql::sdl();
+    let mut checked = 0;
+    for root in ["type QueryRoot {", "type MutationRoot {"] {
+        let start = sdl.find(root).unwrap() + root.len();
+        let body = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
+        // Drop descriptions, then read each `name(args): Type` at parenthesis depth 0.
+        let mut text = String::new();
+        for (i, part) in body.split("\"\"\"").enumerate() {
+            if i % 2 == 0 {
+                text.push_str(part);
+            }
+        }
+        let mut depth = 0;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ':' if depth == 0 => {
+                    let ty: String = chars
+                        .by_ref()
+                        .take_while(|c| *c != '\n')
+                        .collect::<String>()
+                        .trim()
+                        .to_owned();
+                    assert!(ty.ends_with('!'), "{root} field of type {ty} is nullable");
+                    checked += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} root fields found");
+}

@@ -249,7 +249,8 @@ async fn execute(
         }
         req = req.data(limits::EntryCharged);
     }
-    let res = g.schema.execute(req.data(auth)).await;
+    let mut res = g.schema.execute(req.data(auth)).await;
+    null_failed_root(&mut res);
     let info = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
     let refused = res.data == async_graphql::Value::Null
         && res.errors.first().is_some_and(|e| {
@@ -270,6 +271,24 @@ async fn execute(
         }
     }
     out
+}
+
+/// GraphQL's null propagation at the root. Every root query and mutation field is non-null
+/// (checked by a test on the SDL), so when one of them fails the whole `data` must be null, as
+/// the specification says; async-graphql leaves the other root fields in place instead.
+fn null_failed_root(res: &mut async_graphql::Response) {
+    let async_graphql::Value::Object(data) = &res.data else {
+        return;
+    };
+    let failed = res.errors.iter().any(|e| match e.path.first() {
+        Some(async_graphql::PathSegment::Field(key)) => data
+            .get(key.as_str())
+            .is_none_or(|v| *v == async_graphql::Value::Null),
+        _ => false,
+    });
+    if failed {
+        res.data = async_graphql::Value::Null;
+    }
 }
 
 /// A 429 for a GraphQL request refused on arrival: a GraphQL error body, with the
