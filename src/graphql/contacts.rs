@@ -112,11 +112,14 @@ impl ContactQueries {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ContactFilter>,
-        page: Option<i64>,
-        limit: Option<i64>,
-        sort_by: Option<ContactSort>,
-        sort_order: Option<SortOrder>,
+        #[graphql(desc = "Search text, tag and group filters")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
+        #[graphql(desc = "Sort field (default CREATED_AT)")] sort_by: Option<ContactSort>,
+        #[graphql(desc = "Sort direction (default DESC)")] sort_order: Option<SortOrder>,
+        #[graphql(
+            desc = "`pagination.nextCursor` of the previous page: continue right after it (then `page` is ignored)"
+        )]
         cursor: Option<String>,
     ) -> Result<ContactPage> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -134,7 +137,11 @@ impl ContactQueries {
     }
 
     /// One contact, by UUID, `contact_<uuid>` or vendor contact id.
-    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<ContactOutput> {
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Contact id: a UUID, `contact_<uuid>` or the 24-hex vendor id")] id: ID,
+    ) -> Result<ContactOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         contacts::find(app(ctx)?, &p, id.as_str()).await.gql()
     }
@@ -151,8 +158,8 @@ impl ContactQueries {
     async fn contact_groups(
         &self,
         ctx: &Context<'_>,
-        page: Option<i64>,
-        limit: Option<i64>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
     ) -> Result<GroupPage> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -160,7 +167,11 @@ impl ContactQueries {
     }
 
     /// One contact group.
-    async fn contact_group(&self, ctx: &Context<'_>, id: ID) -> Result<GroupOutput> {
+    async fn contact_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Group id")] id: ID,
+    ) -> Result<GroupOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         contacts::get_group(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -178,7 +189,7 @@ impl ContactMutations {
     async fn create_contact(
         &self,
         ctx: &Context<'_>,
-        input: ContactCreateInput,
+        #[graphql(desc = "The contact; `phone` is required")] input: ContactCreateInput,
     ) -> Result<ContactOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let new = NewContact {
@@ -202,7 +213,8 @@ impl ContactMutations {
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Contact id: a UUID, `contact_<uuid>` or the 24-hex vendor id")] id: ID,
+        #[graphql(desc = "Fields to change; absent fields stay, `null` clears")]
         input: ContactUpdateInput,
     ) -> Result<ContactOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -224,7 +236,11 @@ impl ContactMutations {
     }
 
     /// Delete a contact (by UUID, `contact_<uuid>` or vendor contact id).
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Contact id: a UUID, `contact_<uuid>` or the 24-hex vendor id")] id: ID,
+    ) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         contacts::delete_by_ref(app(ctx)?, &p, id.as_str())
             .await
@@ -236,6 +252,7 @@ impl ContactMutations {
     async fn import_contacts(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Contacts to create, 1 to 1,000; each is created or listed in `errors`")]
         contacts: Vec<ContactImportInput>,
     ) -> Result<BulkOutcome> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -257,8 +274,8 @@ impl ContactMutations {
     async fn create_contact_group(
         &self,
         ctx: &Context<'_>,
-        name: String,
-        description: Option<String>,
+        #[graphql(desc = "Group name, unique in your tenant")] name: String,
+        #[graphql(desc = "What the group is for")] description: Option<String>,
     ) -> Result<GroupOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let input = CreateGroupInput {
@@ -272,9 +289,9 @@ impl ContactMutations {
     async fn update_contact_group(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        name: Option<String>,
-        description: MaybeUndefined<String>,
+        #[graphql(desc = "Group id")] id: ID,
+        #[graphql(desc = "New name, unique in your tenant")] name: Option<String>,
+        #[graphql(desc = "What the group is for")] description: MaybeUndefined<String>,
     ) -> Result<GroupOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let input = UpdateGroupInput {
@@ -287,7 +304,11 @@ impl ContactMutations {
     }
 
     /// Delete a contact group (its contacts stay).
-    async fn delete_contact_group(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_contact_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Group id")] id: ID,
+    ) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         contacts::delete_group(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -299,8 +320,8 @@ impl ContactMutations {
     async fn add_contacts_to_group(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
-        contact_ids: Vec<ID>,
+        #[graphql(desc = "Group id")] group_id: ID,
+        #[graphql(desc = "Contact ids, at most 1,000")] contact_ids: Vec<ID>,
     ) -> Result<MembersOutcome> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let input = MembersInput {
@@ -315,8 +336,8 @@ impl ContactMutations {
     async fn remove_contacts_from_group(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
-        contact_ids: Vec<ID>,
+        #[graphql(desc = "Group id")] group_id: ID,
+        #[graphql(desc = "Contact ids, at most 1,000")] contact_ids: Vec<ID>,
     ) -> Result<MembersOutcome> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let input = MembersInput {

@@ -29,12 +29,12 @@ impl MessageQuery {
     async fn messages(
         &self,
         ctx: &Context<'_>,
-        session_id: Option<ID>,
-        direction: Option<Direction>,
-        status: Option<MessageStatus>,
-        to: Option<String>,
-        page: Option<i64>,
-        limit: Option<i64>,
+        #[graphql(desc = "Only events or messages of this session")] session_id: Option<ID>,
+        #[graphql(desc = "Only outbound or only inbound messages")] direction: Option<Direction>,
+        #[graphql(desc = "Only messages in this status")] status: Option<MessageStatus>,
+        #[graphql(desc = "Only messages to or from this number")] to: Option<String>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
     ) -> Result<MessagePage> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -48,7 +48,11 @@ impl MessageQuery {
     }
 
     /// One message and its delivery status.
-    async fn message(&self, ctx: &Context<'_>, id: ID) -> Result<MessageOutput> {
+    async fn message(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Message id")] id: ID,
+    ) -> Result<MessageOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         messages::get(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -67,9 +71,12 @@ impl MessageMutation {
     async fn send_text(
         &self,
         ctx: &Context<'_>,
-        session_id: ID,
-        to: String,
-        text: String,
+        #[graphql(desc = "The connected session to send through")] session_id: ID,
+        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(desc = "Message text, 1–4096 characters")] text: String,
+        #[graphql(
+            desc = "The same key within 24 h returns the first message instead of sending again"
+        )]
         idempotency_key: Option<String>,
     ) -> Result<SendOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -88,12 +95,19 @@ impl MessageMutation {
     async fn send_media(
         &self,
         ctx: &Context<'_>,
-        #[graphql(name = "type")] kind: MessageKind,
-        session_id: ID,
-        to: String,
+        #[graphql(name = "type", desc = "IMAGE, DOCUMENT, VIDEO or AUDIO")] kind: MessageKind,
+        #[graphql(desc = "The connected session to send through")] session_id: ID,
+        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(
+            desc = "The file, as a GraphQL multipart upload; its type is detected from its bytes"
+        )]
         file: Upload,
+        #[graphql(desc = "Optional caption, at most 1024 characters (not for audio)")]
         caption: Option<String>,
-        file_name: Option<String>,
+        #[graphql(desc = "File name shown to the recipient (documents)")] file_name: Option<String>,
+        #[graphql(
+            desc = "The same key within 24 h returns the first message instead of sending again"
+        )]
         idempotency_key: Option<String>,
     ) -> Result<SendOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -127,12 +141,15 @@ impl MessageMutation {
     async fn send_location(
         &self,
         ctx: &Context<'_>,
-        session_id: ID,
-        to: String,
-        latitude: f64,
-        longitude: f64,
-        name: Option<String>,
-        address: Option<String>,
+        #[graphql(desc = "The connected session to send through")] session_id: ID,
+        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(desc = "Latitude in degrees, -90 to 90")] latitude: f64,
+        #[graphql(desc = "Longitude in degrees, -180 to 180")] longitude: f64,
+        #[graphql(desc = "Place name shown with the pin")] name: Option<String>,
+        #[graphql(desc = "Address shown under the place name")] address: Option<String>,
+        #[graphql(
+            desc = "The same key within 24 h returns the first message instead of sending again"
+        )]
         idempotency_key: Option<String>,
     ) -> Result<SendOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;

@@ -33,19 +33,33 @@ pub(super) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
 #[Object]
 impl AuthMutation {
     /// Create a tenant and its owner user, and sign in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthOutput> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account: email, password, name and company")]
+        input: RegisterInput,
+    ) -> Result<AuthOutput> {
         count_auth_attempt(ctx)?;
         auth::register(app(ctx)?, input).await.gql()
     }
 
     /// Exchange email and password for tokens.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthOutput> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Email and password")] input: LoginInput,
+    ) -> Result<AuthOutput> {
         count_auth_attempt(ctx)?;
         auth::login(app(ctx)?, input).await.gql()
     }
 
     /// Rotate a refresh token; the presented one stops working.
-    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthOutput> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from sign-in or the previous refresh")]
+        refresh_token: String,
+    ) -> Result<AuthOutput> {
         count_auth_attempt(ctx)?;
         auth::refresh(app(ctx)?, RefreshInput { refresh_token })
             .await
@@ -53,7 +67,12 @@ impl AuthMutation {
     }
 
     /// Revoke a refresh token (idempotent).
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from sign-in or the previous refresh")]
+        refresh_token: String,
+    ) -> Result<bool> {
         auth::logout(app(ctx)?, RefreshInput { refresh_token })
             .await
             .gql()?;
@@ -64,7 +83,10 @@ impl AuthMutation {
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
-        name: String,
+        #[graphql(desc = "A label for the key, e.g. \"CRM integration\"")] name: String,
+        #[graphql(
+            desc = "Scopes to grant; default `send_messages`, `read_messages`, `read_sessions`, `manage_contacts`; never `manage_api_keys`"
+        )]
         scopes: Option<Vec<String>>,
     ) -> Result<ApiKeyCreatedOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
@@ -74,7 +96,11 @@ impl AuthMutation {
     }
 
     /// Revoke an API key of the caller's tenant.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "API key id")] id: ID,
+    ) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let id = parse_id(&id, "id")?;
         api_keys::revoke(app(ctx)?, &p, id).await.gql()?;

@@ -22,8 +22,8 @@ impl SessionQuery {
     async fn sessions(
         &self,
         ctx: &Context<'_>,
-        page: Option<i64>,
-        limit: Option<i64>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
     ) -> Result<SessionPage> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -31,7 +31,11 @@ impl SessionQuery {
     }
 
     /// One session.
-    async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+    async fn session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+    ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::get(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -49,14 +53,18 @@ impl SessionMutation {
     async fn create_session(
         &self,
         ctx: &Context<'_>,
-        input: CreateSessionInput,
+        #[graphql(desc = "Name and provider of the new session")] input: CreateSessionInput,
     ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::create(app(ctx)?, &p, input).await.gql()
     }
 
     /// Start connecting: `qr_pending` (subscribe to `sessionQr`) or `connected`.
-    async fn connect_session(&self, ctx: &Context<'_>, id: ID) -> Result<ConnectOutput> {
+    async fn connect_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+    ) -> Result<ConnectOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::connect(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -64,7 +72,11 @@ impl SessionMutation {
     }
 
     /// Disconnect, keeping the pairing.
-    async fn disconnect_session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+    async fn disconnect_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+    ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::disconnect(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -72,7 +84,11 @@ impl SessionMutation {
     }
 
     /// Forget the pairing.
-    async fn logout_session(&self, ctx: &Context<'_>, id: ID) -> Result<SessionOutput> {
+    async fn logout_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+    ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::logout(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -80,7 +96,11 @@ impl SessionMutation {
     }
 
     /// Log out and remove the session.
-    async fn delete_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+    ) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::delete(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -92,8 +112,8 @@ impl SessionMutation {
     async fn rename_session(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        name: String,
+        #[graphql(desc = "Session id")] id: ID,
+        #[graphql(desc = "The new name (1–100 characters)")] name: String,
     ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::rename(
@@ -110,7 +130,8 @@ impl SessionMutation {
     async fn sandbox_scan(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Session id (a sandbox session with a QR code pending)")] id: ID,
+        #[graphql(desc = "The simulated phone's number (a random test number when omitted)")]
         phone_number: Option<String>,
     ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;

@@ -45,13 +45,14 @@ pub struct SessionStatusEvent {
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Live events over `/graphql/ws` (graphql-transport-ws or the legacy graphql-ws protocol).
 #[Subscription]
 impl SubscriptionRoot {
     /// QR codes of one session: the one pending now (if any), then each new one.
     async fn session_qr(
         &self,
         ctx: &Context<'_>,
-        session_id: ID,
+        #[graphql(desc = "The session whose QR codes to watch")] session_id: ID,
     ) -> Result<BoxStream<'static, QrEvent>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let id = parse_id(&session_id, "sessionId")?;
@@ -85,7 +86,7 @@ impl SubscriptionRoot {
     async fn message_events(
         &self,
         ctx: &Context<'_>,
-        session_id: Option<ID>,
+        #[graphql(desc = "Only events or messages of this session")] session_id: Option<ID>,
     ) -> Result<BoxStream<'static, super::MessageEvent>> {
         super::messages::message_events(ctx, session_id).await
     }
@@ -94,7 +95,7 @@ impl SubscriptionRoot {
     async fn session_status(
         &self,
         ctx: &Context<'_>,
-        session_id: Option<ID>,
+        #[graphql(desc = "Only events or messages of this session")] session_id: Option<ID>,
     ) -> Result<BoxStream<'static, SessionStatusEvent>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let only = session_id

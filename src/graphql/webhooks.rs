@@ -46,8 +46,8 @@ impl WebhookQueries {
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
-        page: Option<i64>,
-        limit: Option<i64>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
     ) -> Result<Page<WebhookOutput>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -55,7 +55,11 @@ impl WebhookQueries {
     }
 
     /// One webhook.
-    async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookOutput> {
+    async fn webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Webhook id")] id: ID,
+    ) -> Result<WebhookOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::get(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -63,7 +67,11 @@ impl WebhookQueries {
     }
 
     /// A webhook's signing secret.
-    async fn webhook_secret(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookSecretOutput> {
+    async fn webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Webhook id")] id: ID,
+    ) -> Result<WebhookSecretOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::secret(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -75,10 +83,10 @@ impl WebhookQueries {
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,
-        webhook_id: ID,
+        #[graphql(desc = "Webhook id")] webhook_id: ID,
         #[graphql(desc = "`pending`, `delivered` or `failed`")] status: Option<String>,
-        page: Option<i64>,
-        limit: Option<i64>,
+        #[graphql(desc = "Page number, from 1 (default 1)")] page: Option<i64>,
+        #[graphql(desc = "Items per page, 1–100 (default 20)")] limit: Option<i64>,
     ) -> Result<Page<WebhookDeliveryOutput>> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let page = PageRequest::new(page, limit).gql()?;
@@ -99,7 +107,7 @@ impl WebhookMutations {
     async fn create_webhook(
         &self,
         ctx: &Context<'_>,
-        input: CreateWebhookInput,
+        #[graphql(desc = "URL, events and session filter")] input: CreateWebhookInput,
     ) -> Result<CreatedWebhookOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::create(app(ctx)?, &p, input).await.gql()
@@ -109,8 +117,8 @@ impl WebhookMutations {
     async fn update_webhook(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: WebhookUpdateInput,
+        #[graphql(desc = "Webhook id")] id: ID,
+        #[graphql(desc = "Fields to change; absent fields stay")] input: WebhookUpdateInput,
     ) -> Result<WebhookOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let update = UpdateWebhookInput {
@@ -126,7 +134,11 @@ impl WebhookMutations {
     }
 
     /// Deletes a webhook with its delivery log.
-    async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Webhook id")] id: ID,
+    ) -> Result<bool> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::delete(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
@@ -138,7 +150,7 @@ impl WebhookMutations {
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Webhook id")] id: ID,
     ) -> Result<WebhookSecretOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::rotate_secret(app(ctx)?, &p, parse_id(&id, "id")?)
@@ -150,8 +162,8 @@ impl WebhookMutations {
     async fn retry_webhook_delivery(
         &self,
         ctx: &Context<'_>,
-        webhook_id: ID,
-        delivery_id: ID,
+        #[graphql(desc = "Webhook id")] webhook_id: ID,
+        #[graphql(desc = "Delivery id")] delivery_id: ID,
     ) -> Result<WebhookDeliveryOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         let (id, delivery) = (
@@ -162,7 +174,11 @@ impl WebhookMutations {
     }
 
     /// Sends a `webhook.test` event to a webhook.
-    async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDeliveryOutput> {
+    async fn test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Webhook id")] id: ID,
+    ) -> Result<WebhookDeliveryOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         webhooks::test(app(ctx)?, &p, parse_id(&id, "id")?)
             .await
