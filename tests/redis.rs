@@ -148,7 +148,7 @@ async fn survives_a_redis_restart() {
         .port();
     let Some(mut redis) = OwnRedis::start(port) else {
         assert!(!ci, "redis-server is required under CI");
-        eprintln!("SKIPPED survives_a_redis_restart: no redis-server binary");
+        common::skipped("survives_a_redis_restart: no redis-server binary");
         return;
     };
     redis.wait_up().await;

@@ -375,8 +375,8 @@ async fn a_slow_receiver_does_not_hold_up_others() {
 async fn two_gateways_on_one_database_deliver_each_event_once() {
     // Several gateways share a database only on PostgreSQL (SQLite is a single writer).
     if !common::on_postgres() {
-        println!(
-            "SKIP two_gateways_on_one_database_deliver_each_event_once: PostgreSQL only (set TEST_DATABASE_URL)"
+        common::skipped(
+            "two_gateways_on_one_database_deliver_each_event_once: PostgreSQL only (set TEST_DATABASE_URL)",
         );
         return;
     }

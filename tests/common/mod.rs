@@ -287,6 +287,13 @@ impl Resp {
     }
 }
 
+/// Says that a test is skipped where the test harness does not hide it: straight to standard
+/// error (libtest captures only `print!`/`eprint!` output).
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
+}
+
 /// The Redis URL for Redis tests. Under CI (`CI` set) a missing or unreachable Redis fails
 /// the test; elsewhere the test is skipped with a notice.
 pub async fn redis_url_or_skip(test: &str) -> Option<String> {
@@ -307,7 +314,9 @@ pub async fn redis_url_or_skip(test: &str) -> Option<String> {
     if ci {
         panic!("{test}: Redis is required under CI but TEST_REDIS_URL={url:?} is not reachable");
     }
-    eprintln!("SKIPPED {test}: set TEST_REDIS_URL to a reachable Redis to run it");
+    skipped(&format!(
+        "{test}: set TEST_REDIS_URL to a reachable Redis to run it"
+    ));
     None
 }
 

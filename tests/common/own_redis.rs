@@ -78,7 +78,7 @@ pub async fn start_or_skip(test: &str) -> Option<OwnRedis> {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     let Some(redis) = OwnRedis::start(free_port()) else {
         assert!(!ci, "{test}: redis-server is required under CI");
-        eprintln!("SKIPPED {test}: no redis-server binary");
+        super::skipped(&format!("{test}: no redis-server binary"));
         return None;
     };
     redis.wait_up().await;
