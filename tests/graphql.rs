@@ -185,8 +185,23 @@ async fn graphiql_is_served() {
             .starts_with("text/html")
     );
     let html = r.text().await.unwrap();
-    assert!(html.contains("graphiql") || html.contains("GraphiQL"));
-    assert!(html.contains("/graphql/ws"));
+    assert!(html.contains("GraphiQL"));
+    assert!(html.contains("/graphql/assets/start.js"));
+    // The start script points subscriptions at /graphql/ws and opens the headers editor.
+    let start = app
+        .client
+        .get(app.url("/graphql/assets/start.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        start.contains("subscriptionUrl") && start.contains("\"/ws\""),
+        "{start}"
+    );
+    assert!(start.contains("defaultHeaders"), "{start}");
 }
 
 #[tokio::test]

@@ -194,3 +194,53 @@ async fn cors_is_off_by_default_and_follows_the_setting() {
     let r = preflight(&any, "https://anyone.example").await;
     assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
+
+/// GraphiQL works offline: its page loads only our own assets, each served here.
+#[tokio::test]
+async fn graphiql_is_served_offline() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut refs = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for part in page.split(attr).skip(1) {
+            refs.push(part[..part.find('"').unwrap()].to_owned());
+        }
+    }
+    assert_eq!(refs.len(), 5, "{refs:?}");
+    for r in &refs {
+        assert!(r.starts_with("/graphql/assets/"), "{r} is not ours");
+        let res = app.client.get(app.url(r)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{r}");
+        let ct = res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            ct.starts_with("text/javascript") || ct.starts_with("text/css"),
+            "{r}: {ct}"
+        );
+        assert_eq!(
+            res.headers()[header::CACHE_CONTROL],
+            "public, max-age=86400"
+        );
+        let body = res.text().await.unwrap();
+        // No script or stylesheet pulls anything from another host.
+        for pull in ["@import", "url(http", "src=\"http", "importScripts("] {
+            assert!(!body.contains(pull), "{r} contains {pull}");
+        }
+    }
+    assert!(
+        !page.contains("//cdn") && !page.contains("https://"),
+        "{page}"
+    );
+    let r = app.get("/graphql/assets/nope.js", Auth::None).await;
+    r.assert_error(404, "NOT_FOUND");
+}

@@ -6,6 +6,7 @@
 
 mod auth;
 mod contacts;
+mod graphiql;
 mod limits;
 mod messages;
 mod mutation;
@@ -17,13 +18,13 @@ mod ws_guard;
 
 use std::net::SocketAddr;
 
-use async_graphql::{ErrorExtensions, MergedObject, Schema, http::GraphiQLSource};
+use async_graphql::{ErrorExtensions, MergedObject, Schema};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Router,
     extract::{ConnectInfo, State, WebSocketUpgrade},
     http::HeaderMap,
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 
@@ -128,11 +129,12 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphiql)
+            get(graphiql::page)
                 .post(execute)
                 .layer(axum::middleware::from_fn_with_state(limits, body_limit)),
         )
         .route("/graphql/ws", get(websocket))
+        .route("/graphql/assets/{name}", get(graphiql::asset))
         .with_state(GqlState {
             max_upload: limits.multipart,
             app,
@@ -180,16 +182,6 @@ async fn body_limit(
     let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
     next.run(axum::extract::Request::from_parts(parts, body))
         .await
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("wagate GraphiQL")
-            .finish(),
-    )
 }
 
 /// Runs a POSTed operation: JSON, or a GraphQL multipart request (uploads). Uploads need
