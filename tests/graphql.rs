@@ -188,15 +188,7 @@ async fn graphiql_is_served() {
     assert!(html.contains("GraphiQL"));
     assert!(html.contains("/graphql/assets/start.js"));
     // The start script points subscriptions at /graphql/ws and opens the headers editor.
-    let start = app
-        .client
-        .get(app.url("/graphql/assets/start.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let start = app.get_text("/graphql/assets/start.js").await;
     assert!(
         start.contains("subscriptionUrl") && start.contains("\"/ws\""),
         "{start}"

@@ -199,15 +199,7 @@ async fn cors_is_off_by_default_and_follows_the_setting() {
 #[tokio::test]
 async fn graphiql_is_served_offline() {
     let app = TestApp::spawn().await;
-    let page = app
-        .client
-        .get(app.url("/graphql"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/graphql").await;
     let mut refs = Vec::new();
     for attr in ["src=\"", "href=\""] {
         for part in page.split(attr).skip(1) {

@@ -306,6 +306,19 @@ async fn two_instances_share_one_allowance_through_redis_and_survive_its_loss() 
     println!("7 requests with Redis down took {:?}", start.elapsed());
 }
 
+/// A failing login that names `xff` in `X-Forwarded-For`; its status.
+async fn login_via(app: &TestApp, xff: &str) -> u16 {
+    app.client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", xff)
+        .json(&json!({"email": "nobody@limits.test", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn only_trusted_proxies_may_name_the_client() {
     let app = TestApp::spawn_with(|c| {
@@ -313,20 +326,7 @@ async fn only_trusted_proxies_may_name_the_client() {
         c.limits.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
-    let login = |xff: &'static str| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/api/auth/login"))
-                .header("x-forwarded-for", xff)
-                .json(&json!({"email": "nobody@limits.test", "password": "whatever-it-is"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let login = |xff: &'static str| login_via(&app, xff);
     // Two clients behind the proxy each get their own two attempts.
     assert_eq!(login("203.0.113.1").await, 401);
     assert_eq!(login("203.0.113.1").await, 401);
@@ -344,17 +344,7 @@ async fn only_trusted_proxies_may_name_the_client() {
     let plain = TestApp::spawn_with(|c| c.auth_rate_limit = 2).await;
     let mut statuses = Vec::new();
     for xff in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
-        let s = plain
-            .client
-            .post(plain.url("/api/auth/login"))
-            .header("x-forwarded-for", xff)
-            .json(&json!({"email": "nobody@limits.test", "password": "whatever-it-is"}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        statuses.push(s);
+        statuses.push(login_via(&plain, xff).await);
     }
     assert_eq!(statuses, [401, 401, 429]);
 }

@@ -574,6 +574,18 @@ impl TestApp {
         panic!("message {id} never became {what}: {last}");
     }
 
+    /// The body of an unauthenticated `GET` as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `POST /api/contacts/import` with the CSV as a `text/csv` body.
     pub async fn post_csv(&self, token: &str, csv: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
