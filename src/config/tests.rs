@@ -177,3 +177,83 @@ fn webhook_settings() {
         assert_eq!(e.key, key, "{e}");
     }
 }
+
+#[test]
+fn limit_and_http_keys_have_defaults_and_name_themselves_when_bad() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_eq!(c.limits.rate_per_minute, 600);
+    assert_eq!(c.limits.rate_burst, 100);
+    assert!(c.limits.trusted_proxies.is_empty());
+    assert_eq!(c.limits.graphql.max_depth, 15);
+    assert_eq!(c.limits.graphql.max_complexity, 5000);
+    assert_eq!(c.limits.graphql.max_root_fields, 20);
+    assert_eq!(c.limits.graphql.max_mutations, 10);
+    assert_eq!(c.limits.ws_max_subscriptions, 100);
+    assert_eq!(c.limits.ws_init_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.cors_origins, CorsOrigins::None);
+
+    let ok = Config::from_args(ConfigArgs {
+        trusted_proxies: Some("10.0.0.5, 10.1.0.0/16,::1".into()),
+        cors_origins: Some("https://app.example.com,http://localhost:3000".into()),
+        rate_limit_per_minute: Some("0".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(ok.limits.trusted_proxies.len(), 3);
+    assert!(matches!(ok.http.cors_origins, CorsOrigins::List(ref l) if l.len() == 2));
+    assert_eq!(ok.limits.rate_per_minute, 0);
+    let any = Config::from_args(ConfigArgs {
+        cors_origins: Some("*".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(any.http.cors_origins, CorsOrigins::Any);
+
+    for (args, key) in [
+        (
+            ConfigArgs {
+                trusted_proxies: Some("10.0.0.0/33".into()),
+                ..Default::default()
+            },
+            "WAGATE_TRUSTED_PROXIES",
+        ),
+        (
+            ConfigArgs {
+                cors_origins: Some("app.example.com".into()),
+                ..Default::default()
+            },
+            "WAGATE_CORS_ORIGINS",
+        ),
+        (
+            ConfigArgs {
+                cors_origins: Some("https://app.example.com/path".into()),
+                ..Default::default()
+            },
+            "WAGATE_CORS_ORIGINS",
+        ),
+        (
+            ConfigArgs {
+                rate_limit_burst: Some("0".into()),
+                ..Default::default()
+            },
+            "WAGATE_RATE_LIMIT_BURST",
+        ),
+        (
+            ConfigArgs {
+                graphql_max_depth: Some("deep".into()),
+                ..Default::default()
+            },
+            "WAGATE_GRAPHQL_MAX_DEPTH",
+        ),
+        (
+            ConfigArgs {
+                ws_init_timeout: Some("1ms".into()),
+                ..Default::default()
+            },
+            "WAGATE_WS_INIT_TIMEOUT",
+        ),
+    ] {
+        let e = Config::from_args(args).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+    }
+}
