@@ -56,27 +56,44 @@ pub async fn build_state(
         overrides,
         updates,
     )?;
-    {
-        let state = state.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = messages::run_updates(state, updates_rx) => {}
-            }
-        });
-    }
     if let Err(e) = state.media.clear_staging().await {
         tracing::warn!(error = %e, "could not clear the media staging area");
     }
-    sessions::runtime::resume(&state).await?;
+    tracing::info!(instance = %state.cfg.runtime.instance_id, "instance id");
+    spawn_background(&state, updates_rx, &shutdown);
+    Ok(state)
+}
+
+/// Starts the supervised background tasks: receipts and inbound messages, the session
+/// supervisor, the outbox dispatcher and the webhook worker.
+fn spawn_background(
+    state: &AppState,
+    updates_rx: tokio::sync::mpsc::Receiver<crate::provider::MessageUpdate>,
+    shutdown: &CancellationToken,
+) {
+    let tasks = state.tasks.clone();
+    let rx = Arc::new(tokio::sync::Mutex::new(updates_rx));
+    let s = state.clone();
+    tasks.spawn("updates", shutdown.clone(), move || {
+        let (s, rx) = (s.clone(), rx.clone());
+        async move { messages::run_updates(s, &mut *rx.lock().await).await }
+    });
+    let (s, stop) = (state.clone(), shutdown.clone());
+    tasks.spawn("sessions", shutdown.clone(), move || {
+        sessions::supervisor::run(s.clone(), stop.clone())
+    });
     if state.cfg.messaging.dispatch.enabled {
-        messages::dispatch::spawn(state.clone(), shutdown.clone());
+        let (s, stop) = (state.clone(), shutdown.clone());
+        tasks.spawn("dispatcher", shutdown.clone(), move || {
+            messages::dispatch::run(s.clone(), stop.clone())
+        });
     }
     if state.cfg.webhooks.enabled {
-        webhooks::worker::spawn(state.clone(), shutdown);
+        let (s, stop) = (state.clone(), shutdown.clone());
+        tasks.spawn("webhooks", shutdown.clone(), move || {
+            webhooks::worker::run_all(s.clone(), stop.clone())
+        });
     }
-    Ok(state)
 }
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains and closes.
@@ -112,7 +129,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     pruner.abort();
-    state.runtime.stop_all();
+    sessions::supervisor::hand_back(&state).await;
     if let Err(e) = state.db.close_by_ref().await {
         tracing::warn!(error = %e, "closing the database pool");
     }

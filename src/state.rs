@@ -65,6 +65,8 @@ pub struct AppState {
     pub webhooks: WebhookRuntime,
     /// Per-caller request limits (shared through Redis when configured).
     pub rate_limits: crate::service::rate_limit::RateLimits,
+    /// Supervised background tasks (restarted after a panic; `/readyz` reports dead ones).
+    pub tasks: crate::tasks::Tasks,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -134,6 +136,7 @@ impl AppState {
             clock,
             redis,
             bus,
+            tasks: crate::tasks::Tasks::default(),
             providers,
             runtime: SessionRuntime::default(),
             media,

@@ -275,7 +275,13 @@ async fn keys_from_before_scopes_get_the_default_set() {
         )
         .await;
     let key = r.body["data"]["key"].as_str().unwrap().to_owned();
-    migration::Migrator::down(&app.state.db, Some(1))
+    // Roll back to just before the scopes migration (later ones go first).
+    let all = migration::Migrator::migrations();
+    let scopes = all
+        .iter()
+        .position(|m| m.name() == "m20261127_000006_api_key_scopes")
+        .unwrap();
+    migration::Migrator::down(&app.state.db, Some((all.len() - scopes) as u32))
         .await
         .unwrap();
     migration::Migrator::up(&app.state.db, None).await.unwrap();

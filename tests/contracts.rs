@@ -103,8 +103,10 @@ fn spec_is_sound_for_client_generators() {
                     }
                 }
             }
-            if op["description"].as_str().is_none_or(str::is_empty) {
-                problems.push(format!("{at}: no description"));
+            if op["description"].as_str().is_none_or(str::is_empty)
+                || op["description"] == op["summary"]
+            {
+                problems.push(format!("{at}: no description beyond its summary"));
             }
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             let declared: Vec<&str> = params
@@ -143,6 +145,14 @@ fn spec_is_sound_for_client_generators() {
                 problems.push(format!(
                     "{at}: security requirement is wrong (public: {public})"
                 ));
+            }
+        }
+    }
+    // Every schema property says what it is.
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        for (prop, p) in schema["properties"].as_object().into_iter().flatten() {
+            if p["description"].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("schema {name}.{prop}: no description"));
             }
         }
     }

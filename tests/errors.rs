@@ -139,8 +139,17 @@ async fn health_and_readiness() {
     assert_eq!(r.body, json!({"success": true, "data": {"status": "ok"}}));
     let r = app.get("/readyz", Auth::None).await;
     assert_eq!(r.status, StatusCode::OK);
+    let mut data = r.body["data"].clone();
+    assert_eq!(data["instance"], app.state.cfg.runtime.instance_id.as_str());
     assert_eq!(
-        r.body["data"],
+        data["tasks"],
+        json!({"dispatcher": "ok", "sessions": "ok", "updates": "ok", "webhooks": "ok"})
+    );
+    for k in ["instance", "tasks"] {
+        data.as_object_mut().unwrap().remove(k);
+    }
+    assert_eq!(
+        data,
         json!({"status": "ok", "database": "ok", "redis": "disabled"})
     );
 }

@@ -409,3 +409,67 @@ fn every_root_field_is_non_null() {
     }
     assert!(checked > 40, "only {checked} root fields found");
 }
+
+/// Automatic persisted queries (Apollo's protocol): a client sends the SHA-256 of its
+/// document; the first time it is unknown, the client sends it once with the text, and from
+/// then on the hash alone runs it, for any tenant.
+#[tokio::test]
+async fn persisted_queries_run_by_hash() {
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let token = app.token("apq@example.com").await;
+    let query = "query Me { me { user { email } } }";
+    let hash: String = sha2::Sha256::digest(query.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+
+    let r = app
+        .post("/graphql", Auth::Bearer(&token), json!({"extensions": ext}))
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{}",
+        r.body
+    );
+
+    let wrong = json!({"persistedQuery": {"version": 1, "sha256Hash": "00".repeat(32)}});
+    let r = app
+        .post(
+            "/graphql",
+            Auth::Bearer(&token),
+            json!({"query": query, "extensions": wrong}),
+        )
+        .await;
+    assert!(r.body["errors"][0]["message"].is_string(), "{}", r.body);
+    assert!(r.body["data"].is_null(), "{}", r.body);
+
+    let r = app
+        .post(
+            "/graphql",
+            Auth::Bearer(&token),
+            json!({"query": query, "operationName": "Me", "extensions": ext}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["me"]["user"]["email"], "apq@example.com",
+        "{}",
+        r.body
+    );
+
+    let other = app.token("apq-other@example.com").await;
+    let r = app
+        .post(
+            "/graphql",
+            Auth::Bearer(&other),
+            json!({"operationName": "Me", "extensions": ext}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["data"]["me"]["user"]["email"], "apq-other@example.com",
+        "{}",
+        r.body
+    );
+}

@@ -236,3 +236,53 @@ async fn graphiql_is_served_offline() {
     let r = app.get("/graphql/assets/nope.js", Auth::None).await;
     r.assert_error(404, "NOT_FOUND");
 }
+
+/// A background task that dies is reported by `/readyz` (503, the task `down`) until its
+/// supervisor has started it again.
+#[tokio::test]
+async fn readyz_reports_a_dead_background_task_until_it_runs_again() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/readyz", Auth::None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["tasks"]["sessions"], "ok", "{}", r.body);
+    assert_eq!(
+        r.body["data"]["instance"],
+        app.state.cfg.runtime.instance_id.as_str()
+    );
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (g, n) = (gate.clone(), runs.clone());
+    app.state.tasks.spawn(
+        "probe",
+        tokio_util::sync::CancellationToken::new(),
+        move || {
+            let (g, n) = (g.clone(), n.clone());
+            async move {
+                if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    // Die only once the test has seen the task running.
+                    let _ = g.acquire().await;
+                    panic!("probe dies");
+                }
+                std::future::pending::<()>().await;
+            }
+        },
+    );
+    let r = app.get("/readyz", Auth::None).await;
+    assert_eq!(r.body["data"]["tasks"]["probe"], "ok", "{}", r.body);
+    gate.add_permits(1);
+    let mut saw_down = false;
+    for _ in 0..400 {
+        let r = app.get("/readyz", Auth::None).await;
+        if r.body["data"]["tasks"]["probe"] == "down" {
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+            assert_eq!(r.body["success"], false);
+            saw_down = true;
+        } else if saw_down {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(saw_down, "the dead task never showed on /readyz");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

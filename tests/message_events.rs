@@ -7,7 +7,7 @@ use common::{Auth, GqlWs, PNG_1X1, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wagate::{ids::TenantId, provider::MessageUpdate, service::messages::MessageStatus};
+use wagate::{domain::ids::TenantId, provider::MessageUpdate, service::messages::MessageStatus};
 
 const TO: &str = "919876543210";
 const EVENTS: &str = "subscription($s: ID) { messageEvents(sessionId: $s) { type sessionId at message { id direction status type text from to deliveredAt readAt } } }";

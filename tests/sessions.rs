@@ -419,7 +419,7 @@ async fn qr_codes_rotate_then_give_up() {
 }
 
 #[tokio::test]
-async fn connected_sessions_survive_a_restart_without_a_new_qr() {
+async fn sessions_are_taken_over_after_a_restart_without_a_new_qr() {
     let app = TestApp::spawn().await;
     let token = app.token("survive@example.com").await;
     let connected = app.connected_session(&token, "+14155550123").await;
@@ -430,19 +430,49 @@ async fn connected_sessions_survive_a_restart_without_a_new_qr() {
     )
     .await;
 
+    let qr_before = app
+        .get(
+            &format!("/api/v1/whatsapp/{pending}/qr"),
+            Auth::Bearer(&token),
+        )
+        .await
+        .body["data"]["code"]
+        .clone();
+    assert!(qr_before.is_string());
+
     let (cfg, dir, clock) = app.stop().await;
     // The pending QR has long expired by the time the gateway is back.
     clock.advance(chrono::Duration::minutes(5));
     let app = TestApp::start(cfg, dir, clock).await;
+    let me = app.state.cfg.runtime.instance_id.clone();
+    // The stopped instance handed its sessions back; this one takes them over: the paired
+    // one reconnects with its pairing, the pending one shows a new QR code.
+    let id = uuid::Uuid::parse_str(&connected).unwrap();
+    for _ in 0..500 {
+        if app.state.runtime.is_running(id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(app.state.runtime.is_running(id));
     let s = app.wait_status(&token, &connected, "connected").await;
     assert_eq!(s["phoneNumber"], "14155550123");
-    assert!(
-        app.state
-            .runtime
-            .is_running(uuid::Uuid::parse_str(&connected).unwrap())
-    );
-    let s = app.wait_status(&token, &pending, "disconnected").await;
-    assert_eq!(s["lastError"], "Gateway restarted");
+    let s = app
+        .get(
+            &format!("/api/v1/whatsapp/{connected}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(s.body["data"]["ownerInstance"], me.as_str(), "{}", s.body);
+    app.wait_status(&token, &pending, "qr_pending").await;
+    let qr_after = app
+        .get(
+            &format!("/api/v1/whatsapp/{pending}/qr"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(qr_after.status, StatusCode::OK, "{}", qr_after.body);
+    assert_ne!(qr_after.body["data"]["code"], qr_before);
     // The restored session disconnects and reconnects without a QR.
     app.post_empty(
         &format!("/api/v1/whatsapp/{connected}/disconnect"),

@@ -25,6 +25,15 @@ pub struct Model {
     pub qr_expires_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub connected_at: Option<DateTimeUtc>,
+    /// The instance holding the live connection (`WAGATE_INSTANCE_ID`), while its lease runs.
+    pub owner_instance: Option<String>,
+    /// Until when the owner's claim holds; its heartbeat renews it, and once it lapses any
+    /// instance may take the session over.
+    pub owner_lease_until: Option<DateTimeUtc>,
+    /// Reconnect attempts in the current outage (0 while connected).
+    pub reconnect_attempt: i32,
+    /// Provider settings given at creation (JSON, without secrets).
+    pub settings: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

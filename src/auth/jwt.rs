@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::{
     clock::Clock,
+    domain::ids::{TenantId, UserId},
     error::{AppError, AppResult},
-    ids::{TenantId, UserId},
 };
 
 /// Name of the generated secret file in the data directory.

@@ -7,7 +7,7 @@ pub mod token;
 
 pub use scope::{Capabilities, Capability};
 
-use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::domain::ids::{ApiKeyId, TenantId, UserId};
 
 /// Who is acting on a request: always scoped to one tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,16 +7,18 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::provider::{ProviderKind, sandbox::SandboxConfig};
+use crate::{domain::ProviderKind, provider::sandbox::SandboxConfig};
 
 mod http;
 mod limits;
 mod messaging;
+mod runtime;
 mod webhooks;
 
 pub use http::{CorsOrigins, HttpConfig};
 pub use limits::{GraphqlLimits, LimitsConfig};
 pub use messaging::{DispatchConfig, MediaLimits, MessagingConfig};
+pub use runtime::{RuntimeConfig, default_instance_id};
 pub use webhooks::{DEFAULT_RETRY_SCHEDULE, WebhookConfig};
 
 /// Default listen address.
@@ -209,6 +211,18 @@ pub struct ConfigArgs {
     /// Comma-separated browser origins allowed cross-origin access, or `*`.
     #[arg(long, global = true, env = "WAGATE_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+    /// This instance's id (default: hostname plus a random suffix).
+    #[arg(long, global = true, env = "WAGATE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// How long a claim on a live session holds without renewal.
+    #[arg(long, global = true, env = "WAGATE_SESSION_LEASE")]
+    pub session_lease: Option<String>,
+    /// How often session claims are renewed and lapsed ones taken over.
+    #[arg(long, global = true, env = "WAGATE_SESSION_HEARTBEAT")]
+    pub session_heartbeat: Option<String>,
+    /// How long shutdown waits for sends and deliveries in flight.
+    #[arg(long, global = true, env = "WAGATE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
 }
 
 /// Log output format.
@@ -261,6 +275,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// CORS.
     pub http: HttpConfig,
+    /// Session ownership across instances, and shutdown.
+    pub runtime: RuntimeConfig,
 }
 
 /// A configuration value that failed validation.
@@ -346,6 +362,7 @@ impl Config {
         let webhooks = webhooks::parse(&a)?;
         let limits = limits::parse(&a)?;
         let http = http::parse(&a)?;
+        let runtime = runtime::parse(&a)?;
         let mut sandbox_messages = SandboxConfig::default();
         messaging::parse_sandbox(&a, &mut sandbox_messages)?;
         let addr_raw = non_empty(a.addr).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
@@ -523,6 +540,7 @@ impl Config {
             webhooks,
             limits,
             http,
+            runtime,
         })
     }
 
@@ -572,6 +590,7 @@ impl std::fmt::Debug for Config {
             .field("messaging", &self.messaging)
             .field("webhooks", &self.webhooks)
             .field("limits", &self.limits)
+            .field("runtime", &self.runtime)
             .field("http", &self.http)
             .finish()
     }

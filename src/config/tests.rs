@@ -257,3 +257,58 @@ fn limit_and_http_keys_have_defaults_and_name_themselves_when_bad() {
         assert_eq!(e.key, key, "{e}");
     }
 }
+
+#[test]
+fn runtime_keys() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_eq!(c.runtime.session_lease, Duration::from_secs(6));
+    assert_eq!(c.runtime.session_heartbeat, Duration::from_secs(2));
+    assert_eq!(c.runtime.shutdown_grace, Duration::from_secs(20));
+    // hostname-xxxxxx, different for every process start.
+    let other = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_ne!(c.runtime.instance_id, other.runtime.instance_id);
+    assert_eq!(
+        c.runtime.instance_id.rsplit('-').next().map(str::len),
+        Some(6)
+    );
+    let named = Config::from_args(ConfigArgs {
+        instance_id: Some("pod-1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(named.runtime.instance_id, "pod-1");
+    for (args, key) in [
+        (
+            ConfigArgs {
+                instance_id: Some("has space".into()),
+                ..Default::default()
+            },
+            "WAGATE_INSTANCE_ID",
+        ),
+        (
+            ConfigArgs {
+                session_lease: Some("soon".into()),
+                ..Default::default()
+            },
+            "WAGATE_SESSION_LEASE",
+        ),
+        (
+            ConfigArgs {
+                session_lease: Some("2s".into()),
+                session_heartbeat: Some("1500ms".into()),
+                ..Default::default()
+            },
+            "WAGATE_SESSION_HEARTBEAT",
+        ),
+        (
+            ConfigArgs {
+                shutdown_grace: Some("-1s".into()),
+                ..Default::default()
+            },
+            "WAGATE_SHUTDOWN_GRACE",
+        ),
+    ] {
+        let e = Config::from_args(args).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}

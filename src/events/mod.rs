@@ -13,110 +13,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::{ids::TenantId, service::messages::MessageOutput};
+pub use crate::domain::event::{DomainEvent, EventPayload, QrPayload, StatusPayload};
+use crate::domain::ids::TenantId;
 
 pub use redis_backend::RedisStatus;
 
 /// Buffered events per tenant before the slowest subscriber starts losing the oldest.
 pub const DEFAULT_CAPACITY: usize = 1024;
-
-/// One live event.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Event {
-    /// Unique id of the event.
-    pub id: Uuid,
-    /// The tenant it belongs to.
-    pub tenant_id: TenantId,
-    /// The WhatsApp session it concerns.
-    pub session_id: Uuid,
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// What happened.
-    #[serde(flatten)]
-    pub payload: EventPayload,
-}
-
-/// The kinds of event, tagged by their type name (`session.qr`, …).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", content = "data")]
-pub enum EventPayload {
-    /// A new QR code is waiting to be scanned.
-    #[serde(rename = "session.qr")]
-    SessionQr(QrPayload),
-    /// A session changed status.
-    #[serde(rename = "session.status")]
-    SessionStatus(StatusPayload),
-    /// An outbound message changed status (`sent`, `delivered`, `read`, `played`, `failed`).
-    #[serde(rename = "message.status")]
-    MessageStatus(Box<MessageOutput>),
-    /// An inbound message arrived.
-    #[serde(rename = "message.received")]
-    MessageReceived(Box<MessageOutput>),
-}
-
-impl EventPayload {
-    /// The wire name of the event type.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            EventPayload::SessionQr(_) => "session.qr",
-            EventPayload::SessionStatus(_) => "session.status",
-            EventPayload::MessageStatus(_) => "message.status",
-            EventPayload::MessageReceived(_) => "message.received",
-        }
-    }
-}
-
-/// `session.qr` data.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct QrPayload {
-    /// The QR payload string.
-    pub code: String,
-    /// The QR as an SVG document.
-    pub svg: String,
-    /// When this code stops being valid.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// `session.status` data.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusPayload {
-    /// New status (`connected`, `qr_pending`, …).
-    pub status: String,
-    /// Paired number (digits, no `+`), if any.
-    pub phone_number: Option<String>,
-    /// True when `status` is `connected`.
-    pub connected: bool,
-    /// Why, for disconnections and failures.
-    pub reason: Option<String>,
-}
-
-impl Event {
-    /// A new event happening now.
-    pub fn new(
-        tenant_id: TenantId,
-        session_id: Uuid,
-        at: DateTime<Utc>,
-        payload: EventPayload,
-    ) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            tenant_id,
-            session_id,
-            at,
-            payload,
-        }
-    }
-}
 
 /// The bus. Cheap to clone.
 #[derive(Clone)]
@@ -125,7 +32,7 @@ pub struct EventBus {
 }
 
 struct Inner {
-    channels: Mutex<HashMap<TenantId, broadcast::Sender<Arc<Event>>>>,
+    channels: Mutex<HashMap<TenantId, broadcast::Sender<Arc<DomainEvent>>>>,
     capacity: usize,
     redis: Option<redis_backend::RedisBackend>,
 }
@@ -173,7 +80,7 @@ impl EventBus {
 
     /// Publishes an event. Never fails the caller: if Redis is unreachable the event is
     /// still delivered to this instance's subscribers.
-    pub async fn publish(&self, event: Event) {
+    pub async fn publish(&self, event: DomainEvent) {
         match &self.inner.redis {
             None => self.deliver_local(Arc::new(event)),
             Some(r) => {
@@ -193,7 +100,7 @@ impl EventBus {
     }
 
     /// Hands an event to this instance's subscribers of its tenant.
-    pub(crate) fn deliver_local(&self, event: Arc<Event>) {
+    pub(crate) fn deliver_local(&self, event: Arc<DomainEvent>) {
         let mut channels = self
             .inner
             .channels
@@ -211,7 +118,7 @@ impl EventBus {
     pub fn subscribe(
         &self,
         tenant: TenantId,
-    ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<> {
+    ) -> impl Stream<Item = Arc<DomainEvent>> + Send + 'static + use<> {
         let rx = {
             let mut channels = self
                 .inner
@@ -259,12 +166,14 @@ impl EventBus {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
     use futures_util::StreamExt;
+    use uuid::Uuid;
 
     use super::*;
 
-    fn status_event(tenant: TenantId, status: &str) -> Event {
-        Event::new(
+    fn status_event(tenant: TenantId, status: &str) -> DomainEvent {
+        DomainEvent::new(
             tenant,
             Uuid::now_v7(),
             Utc::now(),
@@ -315,7 +224,7 @@ mod tests {
         assert_eq!(v["type"], "session.status");
         assert_eq!(v["data"]["status"], "connected");
         assert!(v["tenantId"].is_string() && v["sessionId"].is_string() && v["at"].is_string());
-        let back: Event = serde_json::from_value(v).unwrap();
+        let back: DomainEvent = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
     }
 }

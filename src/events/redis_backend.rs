@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, EventBus};
+use super::{DomainEvent, EventBus};
 
 const CHANNEL_PREFIX: &str = "wagate:events:";
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -42,7 +42,7 @@ pub(super) struct RedisBackend {
     subscribed: watch::Sender<bool>,
 }
 
-fn channel(event: &Event) -> String {
+fn channel(event: &DomainEvent) -> String {
     format!("{CHANNEL_PREFIX}{}", event.tenant_id)
 }
 
@@ -98,7 +98,7 @@ impl RedisBackend {
     }
 
     /// Publishes on the event's tenant channel.
-    pub(super) async fn publish(&self, event: &Event) -> anyhow::Result<()> {
+    pub(super) async fn publish(&self, event: &DomainEvent) -> anyhow::Result<()> {
         let payload = serde_json::to_string(event)?;
         let result = async {
             let mut conn = self.connection().await?;
@@ -149,7 +149,7 @@ impl RedisBackend {
                                 continue;
                             }
                         };
-                        match serde_json::from_str::<Event>(&payload) {
+                        match serde_json::from_str::<DomainEvent>(&payload) {
                             Ok(ev) => bus.deliver_local(Arc::new(ev)),
                             Err(e) => tracing::warn!(error = %e, "undecodable Redis event"),
                         }

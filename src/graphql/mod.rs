@@ -18,6 +18,9 @@ mod ws_guard;
 
 use std::net::SocketAddr;
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{ErrorExtensions, MergedObject, Schema};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::{
@@ -58,6 +61,9 @@ use crate::{
     state::AppState,
 };
 
+/// How many persisted-query documents each instance keeps (by SHA-256 of their text).
+const PERSISTED_QUERY_CACHE: usize = 1024;
+
 /// The schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -75,6 +81,9 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
                 .limit_depth(limits.max_depth)
                 .limit_complexity(limits.max_complexity)
                 .extension(limits::Limits(limits))
+                .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+                    PERSISTED_QUERY_CACHE,
+                )))
                 .data(s)
                 .finish()
         }

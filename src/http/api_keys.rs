@@ -16,6 +16,10 @@ use crate::{
 };
 
 /// Create an API key. The `key` in the response is shown only this once.
+///
+/// `name` takes 1 to 100 characters. `scopes` defaults to `send_messages`, `read_messages`,
+/// `read_sessions` and `manage_contacts`; unknown scopes, an empty list and `manage_api_keys`
+/// (never granted to a key) are 400. Needs a user access token. An API key is refused with 403.
 #[utoipa::path(
     post, path = "/api/external/api-keys", operation_id = "createApiKey", tag = "api-keys",
     security(("bearerAuth" = [])),
@@ -37,6 +41,10 @@ pub async fn create(
 }
 
 /// List the tenant's live API keys (no secrets).
+///
+/// Revoked keys are left out; each key shows its name, display prefix, scopes, creation time and
+/// `lastUsedAt` (updated at most once a minute). Needs a user access token. An API key is refused
+/// with 403.
 #[utoipa::path(
     get, path = "/api/external/api-keys", operation_id = "listApiKeys", tag = "api-keys",
     security(("bearerAuth" = [])),
@@ -50,6 +58,9 @@ pub async fn list(State(state): State<AppState>, AnyAuth(p): AnyAuth) -> AppResu
 }
 
 /// Revoke an API key; requests using it fail with 401 from then on.
+///
+/// An unknown id, another tenant's key or a key already revoked is 404. Needs a user access token.
+/// An API key is refused with 403.
 #[utoipa::path(
     delete, path = "/api/external/api-keys/{id}", operation_id = "revokeApiKey", tag = "api-keys",
     security(("bearerAuth" = [])),
@@ -70,6 +81,10 @@ pub async fn revoke(
 }
 
 /// The calling API key and its tenant: a quick way for an integration to check its key.
+///
+/// Returns the key's id, name, prefix, scopes and `lastUsedAt` (never the secret) and the tenant's
+/// id and name. Needs an `X-API-Key` header: any live key may call it, whatever its scopes; a
+/// bearer token is not accepted.
 #[utoipa::path(
     get, path = "/api/external/me", operation_id = "getApiKeyIdentity", tag = "api-keys",
     security(("apiKeyAuth" = [])),

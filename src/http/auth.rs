@@ -13,6 +13,12 @@ use crate::{
 };
 
 /// Create a tenant and its owner user, and sign in.
+///
+/// The email is trimmed and lower-cased and must not be registered yet (409); the tenant is named
+/// after `company`, or after the user when it is absent, and the user gets the `owner` role. The
+/// answer carries the same token pair as a login. No credentials needed; each call counts against
+/// the per-IP limit on auth attempts (`WAGATE_AUTH_RATE_LIMIT` per minute, shared with login and
+/// refresh).
 #[utoipa::path(
     post, path = "/api/auth/register", operation_id = "register", tag = "auth",
     request_body = RegisterInput,
@@ -32,6 +38,10 @@ pub async fn register(
 }
 
 /// Exchange email and password for an access token and a refresh token.
+///
+/// A wrong password and an unknown email get the same 401. Each login starts a new refresh-token
+/// family; tokens from earlier logins stay valid. No credentials needed; each call counts against
+/// the per-IP limit on auth attempts shared with register and refresh.
 #[utoipa::path(
     post, path = "/api/auth/login", operation_id = "login", tag = "auth",
     request_body = LoginInput,
@@ -51,6 +61,11 @@ pub async fn login(
 }
 
 /// Rotate a refresh token: returns a new pair; the presented token stops working.
+///
+/// Presenting a refresh token that was already used (also by a concurrent request) revokes every
+/// refresh token rotated from the same sign-in and answers 401; an expired token is 401 too. No
+/// access token needed, only the refresh token; each call counts against the per-IP limit on auth
+/// attempts.
 #[utoipa::path(
     post, path = "/api/auth/refresh", operation_id = "refreshToken", tag = "auth",
     request_body = RefreshInput,
@@ -69,6 +84,9 @@ pub async fn refresh(
 }
 
 /// Revoke a refresh token (idempotent).
+///
+/// An unknown or already revoked token also answers 200. Access tokens issued earlier stay valid
+/// until they expire. No access token needed, only the refresh token in the body.
 #[utoipa::path(
     post, path = "/api/auth/logout", operation_id = "logout", tag = "auth",
     request_body = RefreshInput,
@@ -86,6 +104,9 @@ pub async fn logout(
 }
 
 /// The signed-in user and their tenant.
+///
+/// Returns the user's id, email, name and role, and the tenant's id and name. Needs a user access
+/// token. API keys are not accepted here (use `GET /api/external/me`).
 #[utoipa::path(
     get, path = "/api/auth/me", operation_id = "getMe", tag = "auth",
     security(("bearerAuth" = [])),

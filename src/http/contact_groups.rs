@@ -16,6 +16,8 @@ use crate::{
 };
 
 /// List groups by name, with member counts.
+///
+/// Paged with `page` and `limit` (default 20, at most 100). Needs a user access token.
 #[utoipa::path(get, path = "/api/contacts/groups", operation_id = "listContactGroups", tag = "contact-groups",
     security(("bearerAuth" = [])), params(PageQuery),
     responses(
@@ -33,6 +35,9 @@ pub async fn list(
 }
 
 /// Create a group.
+///
+/// `name` (1 to 100 characters) must be unique in the tenant (409 otherwise); `description` takes
+/// up to 1000 characters. The group starts without members. Needs a user access token.
 #[utoipa::path(post, path = "/api/contacts/groups", operation_id = "createContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), request_body = CreateGroupInput,
     responses(
@@ -51,6 +56,9 @@ pub async fn create(
 }
 
 /// One group.
+///
+/// Returns its name, description and member count; another tenant's group is 404. Needs a user
+/// access token.
 #[utoipa::path(get, path = "/api/contacts/groups/{id}", operation_id = "getContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     responses(
@@ -66,6 +74,9 @@ pub async fn get(
 }
 
 /// Rename a group or change its description.
+///
+/// Give `name`, `description` or both (neither is 400); `description: null` clears it, and a name
+/// another group has is 409. Needs a user access token.
 #[utoipa::path(patch, path = "/api/contacts/groups/{id}", operation_id = "updateContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = UpdateGroupInput,
@@ -87,6 +98,9 @@ pub async fn update(
 }
 
 /// Delete a group (its contacts stay).
+///
+/// Only the group and its memberships are removed; the contacts are not changed. Needs a user
+/// access token.
 #[utoipa::path(delete, path = "/api/contacts/groups/{id}", operation_id = "deleteContactGroup", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     responses(
@@ -103,6 +117,10 @@ pub async fn delete(
 }
 
 /// Add contacts to a group (`{contactIds}`; members already in it are left as they are).
+///
+/// Takes up to 1000 ids (UUID or `contact_<uuid>`; repeats are ignored). If any id is not a contact
+/// of the tenant the call is 404 and adds nothing; otherwise the answer gives how many were added
+/// and the new member count. Needs a user access token.
 #[utoipa::path(post, path = "/api/contacts/groups/{id}/members", operation_id = "addContactGroupMembers", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = MembersInput,
@@ -123,6 +141,9 @@ pub async fn add_members(
 }
 
 /// Remove contacts from a group (`{contactIds}`).
+///
+/// Takes up to 1000 ids (UUID or `contact_<uuid>`); ids that are not members are ignored. The
+/// answer gives how many were removed and the new member count. Needs a user access token.
 #[utoipa::path(delete, path = "/api/contacts/groups/{id}/members", operation_id = "removeContactGroupMembers", tag = "contact-groups",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Group UUID")),
     request_body = MembersInput,

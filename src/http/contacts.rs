@@ -74,6 +74,11 @@ impl ContactListQuery {
 }
 
 /// List contacts (newest first unless sorted otherwise), with search and filters.
+///
+/// `search` matches name, email or phone digits (substring, any case); `tag` and `groupId` filter
+/// (an unknown group is 404), and `sortBy`/`sortOrder` sort. Pages go by `page` and `limit`, or by
+/// `cursor`: a full page returns `pagination.nextCursor` to continue from. Needs a user access
+/// token. API keys use `GET /api/external/contacts`.
 #[utoipa::path(get, path = "/api/contacts", operation_id = "listContacts", tag = "contacts",
     security(("bearerAuth" = [])), params(ContactListQuery),
     responses(
@@ -92,6 +97,9 @@ pub async fn list(
 }
 
 /// List contacts with an API key (same query and answer as `GET /api/contacts`).
+///
+/// `search`, `tag`, `groupId`, sorting and `page`/`cursor` paging work the same way; an unknown
+/// group is 404. Needs an API key with the `manage_contacts` scope.
 #[utoipa::path(get, path = "/api/external/contacts", operation_id = "listContactsWithApiKey", tag = "contacts",
     security(("apiKeyAuth" = [])), params(ContactListQuery),
     responses(
@@ -110,6 +118,10 @@ pub async fn external_list(
 }
 
 /// Add a contact. The number is normalised to E.164 and must be new in the tenant.
+///
+/// The country is derived from the number unless `countryCode` is given; `source` defaults to
+/// `api`, `optIn` and `isBlocked` to false. A `contact.created` webhook event is queued. Needs a
+/// user access token.
 #[utoipa::path(post, path = "/api/contacts", operation_id = "createContact", tag = "contacts",
     security(("bearerAuth" = [])), request_body = CreateContactInput,
     responses(
@@ -129,6 +141,9 @@ pub async fn create(
 }
 
 /// One contact.
+///
+/// Takes the contact's UUID; another tenant's contact is 404. The phone renders as digits without
+/// `+`, with `phoneE164` alongside. Needs a user access token.
 #[utoipa::path(get, path = "/api/contacts/{id}", operation_id = "getContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     responses(
@@ -144,6 +159,10 @@ pub async fn get(
 }
 
 /// Change some fields of a contact (absent fields stay; tags, labels and params are replaced).
+///
+/// `null` clears `name` or `email`, `countryCode: null` derives the country from the number again,
+/// and a new `phone` is normalised and must stay unique (409). A body with no known field is 400; a
+/// change queues a `contact.updated` webhook event. Needs a user access token.
 #[utoipa::path(patch, path = "/api/contacts/{id}", operation_id = "updateContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     request_body = UpdateContactInput,
@@ -165,6 +184,9 @@ pub async fn update(
 }
 
 /// Delete a contact (its group memberships go with it).
+///
+/// Queues a `contact.deleted` webhook event carrying the contact as it was. Needs a user access
+/// token.
 #[utoipa::path(delete, path = "/api/contacts/{id}", operation_id = "deleteContact", tag = "contacts",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Contact UUID")),
     responses(
@@ -181,6 +203,8 @@ pub async fn delete(
 }
 
 /// Tags in use, with how many contacts carry each (most used first).
+///
+/// Not paged: every tag of the tenant comes in one answer. Needs a user access token.
 #[utoipa::path(get, path = "/api/contacts/tags", operation_id = "listContactTags", tag = "contacts",
     security(("bearerAuth" = [])),
     responses(
@@ -211,6 +235,11 @@ fn malformed(e: axum::extract::multipart::MultipartError) -> AppError {
 /// Import contacts from a CSV file. The upload is streamed and written in batches; numbers
 /// already in the directory (or repeated in the file) and invalid rows are skipped and listed
 /// with their line numbers.
+///
+/// Header names are matched loosely (`phone`, `phoneNumber`, `mobile`, `userNumber` …), and each
+/// created contact queues a `contact.created` webhook event. The answer counts imported and skipped
+/// rows and lists the first 100 row errors (`errorsTruncated` when more failed). Needs a user
+/// access token.
 #[utoipa::path(post, path = "/api/contacts/import", operation_id = "importContacts", tag = "contacts",
     security(("bearerAuth" = [])),
     request_body(content((ImportForm = "multipart/form-data"), (String = "text/csv")), description = "The CSV as the multipart field `file`, or as the whole body"),
@@ -293,6 +322,9 @@ pub async fn import(
 
 /// Download every contact as CSV (streamed; columns `phone,name,email,countryCode,tags,labels,
 /// optIn,isBlocked,source,params,createdAt`, which the import reads back).
+///
+/// Contacts come oldest first, as the attachment `contacts.csv`; a cell that would start like a
+/// spreadsheet formula gets a leading `'`. Needs a user access token.
 #[utoipa::path(get, path = "/api/contacts/export", operation_id = "exportContacts", tag = "contacts",
     security(("bearerAuth" = [])),
     responses(

@@ -15,7 +15,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{auth::Principal, error::AppError, ids::TenantId, service, state::AppState};
+use crate::{auth::Principal, domain::ids::TenantId, error::AppError, service, state::AppState};
 
 /// Header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";

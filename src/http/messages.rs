@@ -145,36 +145,71 @@ macro_rules! media_send {
 
 json_send!(
     /// Send a text message (1–4096 characters) through a connected session.
+    ///
+    /// `to` takes any international phone format; a session that is not `connected` is 502. The
+    /// message is stored as `queued` and sent in the background with retries on transient failures,
+    /// its status changes published as `message.status` events; the same `Idempotency-Key` within
+    /// 24 h returns the first message. A user token, or an API key with the `send_messages` scope.
     send_text, external_send_text, "sendTextMessage",
     "/api/messages/send-text", "/api/external/messages/send-text",
     SendTextInput, messages::send_text
 );
 json_send!(
     /// Send a location.
+    ///
+    /// `latitude` (−90 to 90) and `longitude` (−180 to 180) are required, `name` and `address`
+    /// optional; a session that is not `connected` is 502. The message is stored as `queued` and
+    /// sent in the background, its status changes published as `message.status` events; the same
+    /// `Idempotency-Key` within 24 h returns the first message. A user token, or an API key with
+    /// the `send_messages` scope.
     send_location, external_send_location, "sendLocationMessage",
     "/api/messages/send-location", "/api/external/messages/send-location",
     SendLocationInput, messages::send_location
 );
 media_send!(
     /// Send an image (JPEG, PNG or WebP, at most 5 MB by default) with an optional caption.
+    ///
+    /// The file comes as multipart field `file` or base64 in JSON and its type is detected from its
+    /// bytes; a session that is not `connected` is 502. The message is stored as `queued` and sent
+    /// in the background, its status changes published as `message.status` events; the same
+    /// `Idempotency-Key` within 24 h returns the first message. A user token, or an API key with
+    /// the `send_messages` scope.
     send_image, external_send_image, "sendImageMessage",
     "/api/messages/send-image", "/api/external/messages/send-image",
     MessageKind::Image
 );
 media_send!(
     /// Send a document (any file, at most 100 MB by default) with an optional caption.
+    ///
+    /// The file comes as multipart field `file` or base64 in JSON, shown to the recipient as
+    /// `fileName` (default: the uploaded file's name); a session that is not `connected` is 502.
+    /// The message is stored as `queued` and sent in the background, its status changes published
+    /// as `message.status` events; the same `Idempotency-Key` within 24 h returns the first
+    /// message. A user token, or an API key with the `send_messages` scope.
     send_document, external_send_document, "sendDocumentMessage",
     "/api/messages/send-document", "/api/external/messages/send-document",
     MessageKind::Document
 );
 media_send!(
     /// Send a video (MP4 or 3GPP, at most 16 MB by default) with an optional caption.
+    ///
+    /// The file comes as multipart field `file` or base64 in JSON and its type is detected from its
+    /// bytes; a session that is not `connected` is 502. The message is stored as `queued` and sent
+    /// in the background, its status changes published as `message.status` events; the same
+    /// `Idempotency-Key` within 24 h returns the first message. A user token, or an API key with
+    /// the `send_messages` scope.
     send_video, external_send_video, "sendVideoMessage",
     "/api/messages/send-video", "/api/external/messages/send-video",
     MessageKind::Video
 );
 media_send!(
     /// Send audio (AAC, M4A, MP3, AMR or OGG/Opus, at most 16 MB by default).
+    ///
+    /// The file comes as multipart field `file` or base64 in JSON and its type is detected from its
+    /// bytes; a caption is 400, and a session that is not `connected` is 502. The message is stored
+    /// as `queued` and sent in the background, its status changes published as `message.status`
+    /// events; the same `Idempotency-Key` within 24 h returns the first message. A user token, or
+    /// an API key with the `send_messages` scope.
     send_audio, external_send_audio, "sendAudioMessage",
     "/api/messages/send-audio", "/api/external/messages/send-audio",
     MessageKind::Audio
@@ -205,6 +240,10 @@ pub struct MessageQuery {
 }
 
 /// List messages, newest first.
+///
+/// Filters: `sessionId` (another tenant's session is 404), `direction`, `status`, and `to` (any
+/// phone format, matching messages to or from that number); paged with `page` and `limit` (default
+/// 20, at most 100). Needs a user access token.
 #[utoipa::path(get, path = "/api/messages", operation_id = "listMessages", tag = "messages",
     security(("bearerAuth" = [])), params(MessageQuery),
     responses(
@@ -233,6 +272,10 @@ pub async fn list(
 }
 
 /// Get a message and its delivery status.
+///
+/// Shows direction, type, content, status with its timestamps (`sentAt`, `deliveredAt`, `readAt`,
+/// `playedAt`, `failedAt`), the last error and the dispatch attempts; a message of another
+/// tenant is 404. Needs a user access token. With an API key use `GET /api/external/messages/{id}`.
 #[utoipa::path(get, path = "/api/messages/{id}", operation_id = "getMessage", tag = "messages",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(
@@ -248,6 +291,10 @@ pub async fn get(
 }
 
 /// Get a message and its delivery status with an API key.
+///
+/// Same answer as `GET /api/messages/{id}`: direction, type, content, status with its timestamps,
+/// the last error and the dispatch attempts; another tenant's message is 404. Needs an API key with
+/// the `read_messages` scope.
 #[utoipa::path(get, path = "/api/external/messages/{id}", operation_id = "getMessageWithApiKey", tag = "messages",
     security(("apiKeyAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(
@@ -263,6 +310,10 @@ pub async fn external_get(
 }
 
 /// Download a message's media (the owning tenant only).
+///
+/// Streams the file with its detected `Content-Type` and `Content-Disposition: attachment` under
+/// its file name (non-ASCII characters replaced); a message without media is 404. Needs a user
+/// access token.
 #[utoipa::path(get, path = "/api/messages/{id}/media", operation_id = "downloadMessageMedia", tag = "messages",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Message UUID")),
     responses(

@@ -68,7 +68,8 @@ impl Modify for SecuritySchemes {
 /// - an inline schema identical to a named component becomes a `$ref` to it (utoipa inlines
 ///   the `data` of generic envelopes, which would give clients a twin type per envelope);
 /// - an operation whose doc comment is one paragraph gets it as `description` too (utoipa
-///   puts the first paragraph in `summary` only).
+///   puts the first paragraph in `summary` only);
+/// - every schema property has a description (see [`describe_properties`]).
 pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let Ok(mut v) = serde_json::to_value(&doc) else {
         return doc;
@@ -80,6 +81,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     if let Some(schemas) = v["components"]["schemas"].as_object_mut() {
         for (name, schema) in schemas.iter_mut() {
             for_children(schema, &mut |child| refer(child, &components, Some(name)));
+            describe_properties(schema);
         }
     }
     if let Some(paths) = v["paths"].as_object_mut() {
@@ -121,6 +123,32 @@ fn refer(
         }
     }
     for_children(node, &mut |child| refer(child, components, own));
+}
+
+/// Gives each property of an object schema a description: a nullable `$ref` (utoipa writes
+/// the field's doc comment inside the `oneOf`) gets it hoisted to the property; an envelope's
+/// `data` says it is the call's result.
+fn describe_properties(schema: &mut serde_json::Value) {
+    let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (name, prop) in props.iter_mut() {
+        if prop.get("description").is_some() {
+            continue;
+        }
+        let hoisted = prop
+            .get("oneOf")
+            .and_then(|o| o.as_array())
+            .and_then(|items| items.iter().find_map(|i| i.get("description").cloned()));
+        let description = match hoisted {
+            Some(d) => d,
+            None if name == "data" => {
+                serde_json::Value::from("The result of the call (see the schema for its fields).")
+            }
+            None => continue,
+        };
+        prop["description"] = description;
+    }
 }
 
 /// Calls `f` on every direct child value of `node`.

@@ -30,9 +30,17 @@ pub struct ReadyOutput {
     pub database: &'static str,
     /// Redis (`disabled` when `REDIS_URL` is not set).
     pub redis: &'static str,
+    /// This instance's id (`WAGATE_INSTANCE_ID`).
+    pub instance: String,
+    /// Background tasks (`updates`, `sessions`, `dispatcher`, `webhooks`): `ok`, or `down`
+    /// while one that panicked waits to be started again.
+    pub tasks: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
 /// The process is up.
+///
+/// Answers `status: ok` whenever the process serves requests; no dependency is checked. No
+/// credentials needed.
 #[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations",
     responses((status = 200, description = "Up", body = Envelope<HealthOutput>)))]
 pub async fn healthz() -> Response {
@@ -50,7 +58,13 @@ async fn redis_ok(client: &redis::Client) -> bool {
     )
 }
 
-/// The database (and Redis, when configured) answer. 503 when one does not.
+/// The database (and Redis, when configured) answer and no background task is down. 503
+/// otherwise.
+///
+/// Each check has a 2-second timeout; Redis is `disabled` without `REDIS_URL` and counts as down
+/// while the event bus is not subscribed to it; a background task that panicked is `down` until
+/// it runs again. The 503 answer has `success: false`, `status: unavailable` and marks what
+/// failed `down`. No credentials needed.
 #[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Envelope<ReadyOutput>),
@@ -67,11 +81,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         (Some(c), None) if redis_ok(c).await => "ok",
         _ => "down",
     };
-    let ready = db_ok && redis != "down";
+    let tasks: std::collections::BTreeMap<_, _> = state
+        .tasks
+        .snapshot()
+        .into_iter()
+        .map(|(name, (s, _))| {
+            let up = s != crate::tasks::TaskState::Restarting;
+            (name, if up { "ok" } else { "down" })
+        })
+        .collect();
+    let ready = db_ok && redis != "down" && tasks.values().all(|s| *s == "ok");
     let out = ReadyOutput {
         status: if ready { "ok" } else { "unavailable" },
         database: if db_ok { "ok" } else { "down" },
         redis,
+        instance: state.cfg.runtime.instance_id.clone(),
+        tasks,
     };
     let status = if ready {
         StatusCode::OK

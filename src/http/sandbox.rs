@@ -17,6 +17,10 @@ use crate::{
 };
 
 /// Sandbox sessions only: scan the pending QR code with a simulated phone.
+///
+/// Sessions of other providers are 404, and without an unexpired pending QR code the call is 409.
+/// The session pairs with `phoneNumber` (a random test number when omitted), becomes `connected`
+/// and publishes a `session.status` event. Needs a user access token.
 #[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/scan", operation_id = "sandboxScanQr", tag = "sandbox",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Session UUID")),
     request_body(content = SandboxScanInput, description = "Optional; a random test number pairs when omitted"),
@@ -39,6 +43,10 @@ pub async fn scan(
 
 /// Sandbox sessions only: a simulated contact sends the session a text message. It is stored
 /// as an inbound message and published as `message.received`.
+///
+/// The session must be `connected` (409 otherwise); `from` must be a valid phone number and `text`
+/// 1 to 4096 characters. A contact with the sender's number gets its last-message time and
+/// conversation count updated. Needs a user access token.
 #[utoipa::path(post, path = "/api/v1/whatsapp/{id}/sandbox/inbound", operation_id = "sandboxReceiveMessage", tag = "sandbox",
     security(("bearerAuth" = [])), params(("id" = Uuid, Path, description = "Session UUID")),
     request_body = SandboxInboundInput,

@@ -17,6 +17,9 @@ use crate::{
 
 twin! {
     /// List the tenant's sessions.
+    ///
+    /// Sessions come oldest first, paged with `page` and `limit` (default 20, at most 100). A user
+    /// token, or an API key with the `read_sessions` scope.
     get "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions", op = "listSessions",
     params(PageQuery),
     responses(
@@ -31,6 +34,10 @@ twin! {
 
 twin! {
     /// Create a session slot; connect separately to obtain a QR code.
+    ///
+    /// The session starts `disconnected`. `name` takes 1 to 100 characters; `provider` defaults to
+    /// the gateway's `WAGATE_PROVIDER` and must be available on this gateway (400 otherwise). A
+    /// user token, or an API key with the `manage_sessions` scope.
     post "/api/v1/whatsapp" | "/api/external/sessions", tag = "sessions", op = "createSession",
     request_body = CreateSessionInput,
     responses(
@@ -44,6 +51,9 @@ twin! {
 
 twin! {
     /// One session.
+    ///
+    /// Returns its name, status, paired number, provider, last error and timestamps; a session of
+    /// another tenant is 404. A user token, or an API key with the `read_sessions` scope.
     get "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "getSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -57,6 +67,9 @@ twin! {
 
 twin! {
     /// Rename a session.
+    ///
+    /// Only the display name changes (1 to 100 characters); the connection is not touched. A user
+    /// token, or an API key with the `manage_sessions` scope.
     patch "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "renameSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     request_body = RenameSessionInput,
@@ -72,6 +85,10 @@ twin! {
 
 twin! {
     /// Log out (if paired) and remove the session.
+    ///
+    /// Any running connection is stopped, the provider is asked to log out when the session holds a
+    /// pairing, and a last `session.status` event (`logged_out`, reason "Session deleted") goes to
+    /// webhooks and live subscribers. A user token, or an API key with the `manage_sessions` scope.
     delete "/api/v1/whatsapp/{id}" | "/api/external/sessions/{id}", tag = "sessions", op = "deleteSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -86,6 +103,12 @@ twin! {
 
 twin! {
     /// Initiate QR code pairing (or restore an earlier pairing without one).
+    ///
+    /// Allowed from `disconnected`, `logged_out` or `failed` (or an abandoned attempt): the session
+    /// moves to `connecting` with a `session.status` event, and the call waits up to 10 seconds for
+    /// the provider's first QR code or connection, then answers with the status reached. Later QR
+    /// codes arrive as `session.qr` events and at `GET …/{id}/qr`. A user token, or an API key with
+    /// the `manage_sessions` scope.
     post "/api/v1/whatsapp/{id}/connect" | "/api/external/sessions/{id}/connect", tag = "sessions", op = "connectSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -101,6 +124,10 @@ twin! {
 
 twin! {
     /// Real-time connection status.
+    ///
+    /// Returns the session's current status, paired number and `connected` flag; every change is
+    /// also published as a `session.status` event. A user token, or an API key with the
+    /// `read_sessions` scope.
     get "/api/v1/whatsapp/{id}/status" | "/api/external/sessions/{id}/status", tag = "sessions", op = "getSessionStatus",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -114,6 +141,11 @@ twin! {
 
 twin! {
     /// Disconnect without deleting the session or forgetting its pairing.
+    ///
+    /// Allowed while `connecting`, `qr_pending` or `connected` (409 otherwise): the connection is
+    /// stopped, the session becomes `disconnected` and a `session.status` event is published. A
+    /// later connect can restore the pairing without a QR code. A user token, or an API key with
+    /// the `manage_sessions` scope.
     post "/api/v1/whatsapp/{id}/disconnect" | "/api/external/sessions/{id}/disconnect", tag = "sessions", op = "disconnectSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -129,6 +161,11 @@ twin! {
 
 twin! {
     /// Forget the pairing; the next connect needs a new QR code.
+    ///
+    /// Allowed while `connecting`, `qr_pending` or `connected`, or while a pairing is stored (409
+    /// otherwise). The session becomes `logged_out` without a phone number, the provider is asked
+    /// to log out, and a `session.status` event is published. A user token, or an API key with the
+    /// `manage_sessions` scope.
     post "/api/v1/whatsapp/{id}/logout" | "/api/external/sessions/{id}/logout", tag = "sessions", op = "logoutSession",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(
@@ -143,6 +180,10 @@ twin! {
 
 twin! {
     /// The QR code waiting to be scanned, as payload, SVG and PNG data URL.
+    ///
+    /// Only while the session is `qr_pending` and the code has not expired (404 otherwise); when a
+    /// code expires at `expiresAt` a new one follows, also published as a `session.qr` event. A
+    /// user token, or an API key with the `read_sessions` scope.
     get "/api/v1/whatsapp/{id}/qr" | "/api/external/sessions/{id}/qr", tag = "sessions", op = "getSessionQr",
     params(("id" = Uuid, Path, description = "Session UUID")),
     responses(

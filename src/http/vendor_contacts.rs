@@ -231,6 +231,10 @@ fn vendor_page(q: &VendorListQuery) -> Result<PageRequest, AppError> {
 }
 
 /// List contacts, with search, sorting and paging.
+///
+/// Phones are E.164, ids `contact_<uuid>`, times ISO 8601 with milliseconds; a `limit` above 100 is
+/// capped rather than refused, and `hasNext` and `nextCursor` drive paging. A user token, or an API
+/// key with the `manage_contacts` scope (the bearer token wins when both are sent).
 #[utoipa::path(get, path = "/api/whatsapp/contacts", operation_id = "listVendorContacts", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), params(VendorListQuery),
     responses(
@@ -276,6 +280,9 @@ pub async fn list(
 }
 
 /// Get a contact by id (`contact_<uuid>`) or vendor contact id (24 hex characters).
+///
+/// A bare UUID is accepted too; another tenant's contact is 404. A user token, or an API key with
+/// the `manage_contacts` scope.
 #[utoipa::path(get, path = "/api/whatsapp/contacts/{contactId}", operation_id = "getVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
@@ -315,6 +322,10 @@ pub struct VendorCreateInput {
 }
 
 /// Create a contact (source `api`, not opted in).
+///
+/// `userNumber` is required, normalised to E.164 and must be new in the tenant (409); the country
+/// is derived from it unless `countryCode` is given. A `contact.created` webhook event is queued. A
+/// user token, or an API key with the `manage_contacts` scope.
 #[utoipa::path(post, path = "/api/whatsapp/contacts", operation_id = "createVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), request_body = VendorCreateInput,
     responses(
@@ -399,6 +410,11 @@ pub struct VendorPatched {
 }
 
 /// Update one or more fields of a contact.
+///
+/// Recognises `name`, `email`, `country_code`, `tags` and `params` (both replaced whole),
+/// `is_blocked`, `source` and `opted_in`; other fields are ignored, and a body with none of these
+/// is 400. The answer is snake_case, and a `contact.updated` webhook event is queued. A user token,
+/// or an API key with the `manage_contacts` scope.
 #[utoipa::path(patch, path = "/api/whatsapp/contacts/{contactId}", operation_id = "updateVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
@@ -444,6 +460,10 @@ pub async fn update(
 }
 
 /// Delete a contact.
+///
+/// Takes `contact_<uuid>`, a bare UUID or the vendor contact id; group memberships go with it and a
+/// `contact.deleted` webhook event is queued. A user token, or an API key with the
+/// `manage_contacts` scope.
 #[utoipa::path(delete, path = "/api/whatsapp/contacts/{contactId}", operation_id = "deleteVendorContact", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
     params(("contactId" = String, Path, description = "`contact_<uuid>` or vendorContactId")),
@@ -495,6 +515,11 @@ pub struct VendorBulkOutcome {
 }
 
 /// Import many contacts at once; invalid and duplicate rows are skipped and listed.
+///
+/// Takes 1 to 1000 contacts, created with source `import`; rows that are invalid, already in the
+/// directory or repeated in the request are listed in `errors` by 0-based index, and the call still
+/// answers 200. Each created contact queues a `contact.created` webhook event. A user token, or an
+/// API key with the `manage_contacts` scope.
 #[utoipa::path(post, path = "/api/whatsapp/contacts/bulk", operation_id = "bulkImportVendorContacts", tag = "whatsapp-contacts",
     security(("bearerAuth" = []), ("apiKeyAuth" = [])), request_body = VendorBulkInput,
     responses(

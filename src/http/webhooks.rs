@@ -20,6 +20,9 @@ use crate::{
 
 twin! {
     /// List your webhooks, oldest first.
+    ///
+    /// Paged with `page` and `limit` (default 20, at most 100); signing secrets are not included. A
+    /// user token, or an API key with the `manage_webhooks` scope.
     get "/api/webhooks" | "/api/external/webhooks", tag = "webhooks", op = "listWebhooks",
     params(PageQuery),
     responses(
@@ -36,7 +39,9 @@ twin! {
     /// Create a webhook. The answer carries its signing secret (also at `GET …/{id}/secret`).
     ///
     /// The URL must be `http` or `https`; loopback and private addresses are refused unless the
-    /// gateway runs with `WAGATE_WEBHOOK_ALLOW_PRIVATE=true`.
+    /// gateway runs with `WAGATE_WEBHOOK_ALLOW_PRIVATE=true`. `events` defaults to every event type
+    /// and `sessionIds` to every session; a session that is not in your tenant is 404. A user
+    /// token, or an API key with both `manage_webhooks` and `read_webhook_secrets`.
     post "/api/webhooks" | "/api/external/webhooks", tag = "webhooks", op = "createWebhook",
     request_body = CreateWebhookInput,
     responses(
@@ -51,6 +56,10 @@ twin! {
 
 twin! {
     /// One webhook.
+    ///
+    /// Shows its URL, event and session filters, whether it is enabled and, when it was disabled
+    /// automatically, why and since when; the secret is not included. A user token, or an API key
+    /// with the `manage_webhooks` scope.
     get "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "getWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
@@ -64,6 +73,11 @@ twin! {
 
 twin! {
     /// Change a webhook; `enabled: true` re-enables one that was disabled automatically.
+    ///
+    /// Only the fields given change; a new URL is checked as on create, and `sessionIds: null` or
+    /// `[]` removes the session filter. Re-enabling clears the disable reason and failure run, and
+    /// deliveries held while it was disabled become due again. A user token, or an API key with the
+    /// `manage_webhooks` scope.
     patch "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "updateWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     request_body = UpdateWebhookInput,
@@ -79,6 +93,9 @@ twin! {
 
 twin! {
     /// Delete a webhook with its delivery log.
+    ///
+    /// Deliveries not yet made are dropped with it. A user token, or an API key with the
+    /// `manage_webhooks` scope.
     delete "/api/webhooks/{id}" | "/api/external/webhooks/{id}", tag = "webhooks", op = "deleteWebhook",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
@@ -93,6 +110,10 @@ twin! {
 
 twin! {
     /// The signing secret.
+    ///
+    /// Returns the current secret and, during the grace period after a rotation,
+    /// `previousSecretExpiresAt`. A user token, or an API key with the `read_webhook_secrets` scope
+    /// (`manage_webhooks` is not needed).
     get "/api/webhooks/{id}/secret" | "/api/external/webhooks/{id}/secret", tag = "webhooks", op = "getWebhookSecret",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
@@ -106,6 +127,10 @@ twin! {
 
 twin! {
     /// Replace the signing secret; the old one keeps signing (a second `v1,` signature) for 24 h.
+    ///
+    /// The new secret applies at once and is returned with `previousSecretExpiresAt`, the end of
+    /// the grace period. A user token, or an API key with both `manage_webhooks` and
+    /// `read_webhook_secrets`.
     post "/api/webhooks/{id}/rotate-secret" | "/api/external/webhooks/{id}/rotate-secret", tag = "webhooks", op = "rotateWebhookSecret",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(
@@ -135,6 +160,10 @@ pub struct DeliveryQuery {
 twin! {
     /// The delivery log, newest first: each event with every try (time, HTTP status, latency,
     /// first 1 KiB of the answer).
+    ///
+    /// `status` filters by `pending`, `delivered` or `failed`; paged with `page` and `limit`
+    /// (default 20, at most 100). Each delivery also shows the event payload, its attempt count and
+    /// the next try time. A user token, or an API key with the `manage_webhooks` scope.
     get "/api/webhooks/{id}/deliveries" | "/api/external/webhooks/{id}/deliveries", tag = "webhooks", op = "listWebhookDeliveries",
     params(("id" = Uuid, Path, description = "Webhook UUID"), DeliveryQuery),
     responses(
@@ -152,6 +181,9 @@ twin! {
 twin! {
     /// Try a delivery again now (also a delivered or failed one; same `webhook-id`). 409 while a
     /// try of it is in progress.
+    ///
+    /// The delivery goes back to `pending` with its next try due now; the answer (202) is the
+    /// delivery as queued. A user token, or an API key with the `manage_webhooks` scope.
     post "/api/webhooks/{id}/deliveries/{deliveryId}/retry" | "/api/external/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks", op = "retryWebhookDelivery",
     params(
         ("id" = Uuid, Path, description = "Webhook UUID"),
@@ -169,6 +201,10 @@ twin! {
 
 twin! {
     /// Send a `webhook.test` event to this webhook.
+    ///
+    /// The event goes to this endpoint only, whatever its event and session filters, and appears in
+    /// its delivery log; the answer (202) is the queued delivery. A disabled webhook is 409. A user
+    /// token, or an API key with the `manage_webhooks` scope.
     post "/api/webhooks/{id}/test" | "/api/external/webhooks/{id}/test", tag = "webhooks", op = "sendWebhookTest",
     params(("id" = Uuid, Path, description = "Webhook UUID")),
     responses(

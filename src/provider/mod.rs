@@ -12,60 +12,15 @@ pub mod sandbox;
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::domain::ProviderKind;
 use crate::{
-    ids::TenantId,
+    domain::{Location, MessageKind, MessageStatus, ids::TenantId},
     phone::PhoneNumber,
-    service::messages::{Location, MessageKind, MessageStatus},
 };
-
-/// Which provider drives a session.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    async_graphql::Enum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// The built-in simulator.
-    Sandbox,
-    /// WhatsApp Web multi-device.
-    Web,
-    /// Meta's WhatsApp Cloud API.
-    Cloud,
-}
-
-impl ProviderKind {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Sandbox => "sandbox",
-            ProviderKind::Web => "web",
-            ProviderKind::Cloud => "cloud",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sandbox" => Some(ProviderKind::Sandbox),
-            "web" => Some(ProviderKind::Web),
-            "cloud" => Some(ProviderKind::Cloud),
-            _ => None,
-        }
-    }
-}
 
 /// What a provider reports about a session's connection.
 #[derive(Clone, Debug)]

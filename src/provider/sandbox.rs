@@ -24,8 +24,8 @@ use super::{
 };
 use crate::{
     clock::Clock,
+    domain::{MessageKind, MessageStatus},
     phone::PhoneNumber,
-    service::messages::{MessageKind, MessageStatus},
 };
 
 /// Sandbox timings.

@@ -7,7 +7,7 @@ use sea_orm::{
     Set, sea_query::Expr,
 };
 
-use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::domain::ids::{ApiKeyId, TenantId, UserId};
 
 /// A key to store.
 pub struct NewApiKey<'a> {

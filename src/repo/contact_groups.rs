@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Inserts a group (a duplicate name in the tenant is a unique violation).
 pub async fn insert(

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Sort field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 pub use super::contact_search::{ListFilter, SortField, list};
 

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Inserts a message row built by the service.
 pub async fn insert(db: &impl ConnectionTrait, m: message::Model) -> Result<message::Model, DbErr> {

@@ -10,6 +10,7 @@ pub mod contact_search;
 pub mod contacts;
 pub mod messages;
 pub mod refresh_tokens;
+pub mod session_leases;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

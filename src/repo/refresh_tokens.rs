@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
 
 /// Stores a new refresh token hash.
 pub async fn insert(

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Fields of a new session.
 pub struct NewSession<'a> {
@@ -19,6 +19,8 @@ pub struct NewSession<'a> {
     pub provider: &'a str,
     /// Initial status name.
     pub status: &'a str,
+    /// Provider settings (JSON, without secrets).
+    pub settings: Option<&'a str>,
 }
 
 /// Inserts a session.
@@ -41,6 +43,10 @@ pub async fn insert(
         qr_expires_at: Set(None),
         last_error: Set(None),
         connected_at: Set(None),
+        owner_instance: Set(None),
+        owner_lease_until: Set(None),
+        reconnect_attempt: Set(0),
+        settings: Set(s.settings.map(str::to_owned)),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -146,6 +152,10 @@ pub struct Change {
     pub last_error: Option<Option<String>>,
     /// When the session came online.
     pub connected_at: Option<Option<DateTime<Utc>>>,
+    /// The owning instance and its lease (`Some(None)` releases the session).
+    pub owner: Option<Option<(String, DateTime<Utc>)>>,
+    /// Reconnect attempts of the current outage.
+    pub reconnect_attempt: Option<i32>,
 }
 
 /// Which connection attempt a transition expects to own the session.
@@ -197,6 +207,18 @@ pub async fn transition(
     if let Some(v) = change.connected_at {
         q = q.col_expr(C::ConnectedAt, Expr::value(v));
     }
+    if let Some(v) = change.owner {
+        let (instance, until) = match v {
+            Some((i, u)) => (Some(i), Some(u)),
+            None => (None, None),
+        };
+        q = q
+            .col_expr(C::OwnerInstance, Expr::value(instance))
+            .col_expr(C::OwnerLeaseUntil, Expr::value(until));
+    }
+    if let Some(v) = change.reconnect_attempt {
+        q = q.col_expr(C::ReconnectAttempt, Expr::value(v));
+    }
     q = q
         .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
@@ -208,15 +230,4 @@ pub async fn transition(
     };
     let res = q.exec(db).await?;
     Ok(res.rows_affected == 1)
-}
-
-/// Start-up job across all tenants: sessions that were live when the gateway stopped.
-pub async fn live_sessions_for_resume(
-    db: &impl ConnectionTrait,
-    statuses: &[&str],
-) -> Result<Vec<wa_session::Model>, DbErr> {
-    wa_session::Entity::find()
-        .filter(wa_session::Column::Status.is_in(statuses.iter().copied()))
-        .all(db)
-        .await
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::tenant;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Set};
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Inserts a tenant.
 pub async fn insert(

@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
 
 /// Fields of a new user.
 pub struct NewUser<'a> {

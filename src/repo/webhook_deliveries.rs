@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// Delivery states.
 pub const PENDING: &str = "pending";

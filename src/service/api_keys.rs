@@ -9,8 +9,8 @@ use validator::Validate;
 
 use crate::{
     auth::{Capabilities, Capability, Principal, token},
+    domain::ids::ApiKeyId,
     error::{AppError, AppResult},
-    ids::ApiKeyId,
     repo,
     service::required_trimmed,
     state::AppState,
@@ -84,6 +84,15 @@ fn requested_scopes(scopes: Option<&[String]>) -> AppResult<Capabilities> {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyCreatedOutput {
     /// Key id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Label.
     pub name: String,
@@ -102,6 +111,15 @@ pub struct ApiKeyCreatedOutput {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyOutput {
     /// Key id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Label.
     pub name: String,
@@ -158,7 +176,7 @@ pub async fn whoami(state: &AppState, principal: &Principal) -> AppResult<ApiKey
     })
 }
 
-fn require_user(principal: &Principal) -> AppResult<crate::ids::UserId> {
+fn require_user(principal: &Principal) -> AppResult<crate::domain::ids::UserId> {
     principal.require(Capability::ManageApiKeys)?;
     principal.user_id().ok_or_else(|| {
         AppError::Forbidden("API keys are managed with a user access token, not an API key".into())

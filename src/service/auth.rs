@@ -10,8 +10,8 @@ use validator::Validate;
 
 use crate::{
     auth::{Actor, Capabilities, Principal, password, token},
+    domain::ids::{ApiKeyId, TenantId, UserId},
     error::{AppError, AppResult},
-    ids::{ApiKeyId, TenantId, UserId},
     repo::{self, users::NewUser},
     service::required_trimmed,
     state::AppState,
@@ -91,6 +91,15 @@ pub struct RefreshInput {
 #[serde(rename_all = "camelCase")]
 pub struct UserOutput {
     /// User id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Email.
     pub email: String,
@@ -105,6 +114,15 @@ pub struct UserOutput {
 #[serde(rename_all = "camelCase")]
 pub struct TenantOutput {
     /// Tenant id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Name.
     pub name: String,

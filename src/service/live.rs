@@ -10,13 +10,13 @@ use uuid::Uuid;
 use crate::{
     auth::{Capability, Principal},
     error::AppResult,
-    events::{Event, EventPayload, QrPayload},
+    events::{DomainEvent, EventPayload, QrPayload},
     service::sessions,
     state::AppState,
 };
 
 /// A stream of the caller's events, already filtered.
-pub type EventStream = BoxStream<'static, Arc<Event>>;
+pub type EventStream = BoxStream<'static, Arc<DomainEvent>>;
 
 /// 404 unless `session` (when given) belongs to the caller's tenant.
 async fn check_session(state: &AppState, p: &Principal, session: Option<Uuid>) -> AppResult<()> {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod own_redis;
+pub mod process;
 pub mod receiver;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -53,7 +54,7 @@ pub fn on_postgres() -> bool {
 }
 
 /// A fresh PostgreSQL schema; the URL that selects it.
-async fn postgres_schema(base: &str) -> String {
+pub async fn postgres_schema(base: &str) -> String {
     let schema = format!("wt_{}", uuid::Uuid::new_v4().simple());
     let conn = Database::connect(base)
         .await
@@ -508,7 +509,7 @@ impl TestApp {
 
     /// Waits until `n` local subscribers listen to the tenant's events.
     pub async fn wait_subscribers(&self, tenant: &str, n: usize) {
-        let tenant = wagate::ids::TenantId(uuid::Uuid::parse_str(tenant).unwrap());
+        let tenant = wagate::domain::ids::TenantId(uuid::Uuid::parse_str(tenant).unwrap());
         for _ in 0..200 {
             if self.state.bus.local_subscribers(tenant) >= n {
                 return;

@@ -6,8 +6,8 @@ use futures_util::Stream;
 use super::output;
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    ids::TenantId,
     repo,
     state::AppState,
 };

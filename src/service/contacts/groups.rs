@@ -27,6 +27,15 @@ pub const MAX_MEMBERS_PER_CALL: usize = 1000;
 #[serde(rename_all = "camelCase")]
 pub struct GroupOutput {
     /// Group id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Name, unique in the tenant.
     pub name: String,

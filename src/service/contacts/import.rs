@@ -22,8 +22,8 @@ use super::{
 };
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult, FieldErrors},
-    ids::TenantId,
     repo,
     state::AppState,
 };
@@ -447,7 +447,7 @@ async fn store_batch(
     let inserted = repo::contacts::insert_many(&txn, rows).await?;
     let created: Vec<&entity::contact::Model> =
         models.iter().filter(|m| inserted.contains(&m.id)).collect();
-    let tenant = crate::ids::TenantId(models[0].tenant_id);
+    let tenant = crate::domain::ids::TenantId(models[0].tenant_id);
     let n = super::enqueue_events(&txn, state, tenant, "contact.created", &created).await?;
     txn.commit().await?;
     crate::service::webhooks::wake(state, n);

@@ -22,8 +22,8 @@ pub use types::*;
 
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    ids::TenantId,
     repo::{self, contacts::ListFilter, contacts::SortField},
     service::{pagination::PageRequest, webhooks},
     state::AppState,

@@ -11,6 +11,15 @@ use uuid::Uuid;
 #[serde(rename_all = "camelCase")]
 pub struct ContactOutput {
     /// Contact id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// 24 hex characters: the id the second contacts API also accepts.
     pub vendor_contact_id: String,
@@ -325,6 +334,15 @@ pub struct BulkError {
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema, SimpleObject)]
 pub struct BulkCreated {
     /// Contact id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// E.164 number.
     pub phone: String,

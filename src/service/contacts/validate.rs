@@ -6,7 +6,7 @@ use uuid::Uuid;
 use validator::ValidateEmail;
 
 use super::{Family, NewContact, UpdateContactInput};
-use crate::{error::FieldErrors, ids::TenantId, phone::PhoneNumber};
+use crate::{domain::ids::TenantId, error::FieldErrors, phone::PhoneNumber};
 
 /// Longest name.
 pub const MAX_NAME: usize = 255;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Location, MessageKind, MessageStatus, publish};
 use crate::{
-    ids::TenantId,
+    domain::ids::TenantId,
     phone::PhoneNumber,
     provider::{OutboundMedia, OutboundMessage, ProviderKind, SendError},
     repo,
@@ -28,12 +28,8 @@ use crate::{
     state::AppState,
 };
 
-/// Starts the dispatcher; it stops claiming when `shutdown` is cancelled.
-pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(state, shutdown))
-}
-
-async fn run(state: AppState, shutdown: CancellationToken) {
+/// The dispatcher; it stops claiming when `shutdown` is cancelled.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let (record_tx, record_rx) = mpsc::channel(1024);

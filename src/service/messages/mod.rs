@@ -21,9 +21,9 @@ pub use updates::{apply_update, receive, run_updates, sandbox_inbound};
 
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    events::{Event, EventPayload},
-    ids::TenantId,
+    events::{DomainEvent, EventPayload},
     phone::PhoneNumber,
     repo,
     service::{
@@ -143,7 +143,11 @@ async fn enqueue(
         let session = repo::sessions::get(&state.db, p.tenant_id, d.session_id)
             .await?
             .ok_or_else(|| AppError::NotFound("Session not found".into()))?;
-        if session.status != SessionStatus::Connected.as_str() {
+        // A paired session that is reconnecting (after a drop, a takeover or a restart) takes
+        // sends: they wait queued until it is back. A session never paired does not.
+        let reconnecting =
+            session.status == SessionStatus::Connecting.as_str() && session.phone_number.is_some();
+        if session.status != SessionStatus::Connected.as_str() && !reconnecting {
             return Err(AppError::WhatsAppUnavailable(format!(
                 "Session is not connected (status: {}); connect it before sending",
                 session.status
@@ -583,14 +587,14 @@ pub(crate) async fn enqueue_events(
     state: &AppState,
     changed: &[entity::message::Model],
     received: bool,
-) -> Result<(Vec<Event>, usize), sea_orm::DbErr> {
-    let events: Vec<Event> = changed.iter().map(|m| event(state, m, received)).collect();
+) -> Result<(Vec<DomainEvent>, usize), sea_orm::DbErr> {
+    let events: Vec<DomainEvent> = changed.iter().map(|m| event(state, m, received)).collect();
     let n = crate::service::webhooks::enqueue_live(txn, &events, state.clock.now()).await?;
     Ok((events, n))
 }
 
 /// Publishes committed events on the bus and wakes the webhook worker.
-pub(crate) async fn publish_committed(state: &AppState, events: Vec<Event>, enqueued: usize) {
+pub(crate) async fn publish_committed(state: &AppState, events: Vec<DomainEvent>, enqueued: usize) {
     crate::service::webhooks::wake(state, enqueued);
     for e in events {
         state.bus.publish(e).await;
@@ -598,14 +602,14 @@ pub(crate) async fn publish_committed(state: &AppState, events: Vec<Event>, enqu
 }
 
 /// The live event of a message change.
-fn event(state: &AppState, m: &entity::message::Model, received: bool) -> Event {
+fn event(state: &AppState, m: &entity::message::Model, received: bool) -> DomainEvent {
     let out = Box::new(output(m));
     let payload = if received {
         EventPayload::MessageReceived(out)
     } else {
         EventPayload::MessageStatus(out)
     };
-    Event::new(
+    DomainEvent::new(
         TenantId(m.tenant_id),
         m.session_id,
         state.clock.now(),

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    ids::TenantId,
     provider::{InboundMessage, MessageUpdate, ProviderKind},
     repo,
     service::sessions::SessionStatus,
@@ -237,7 +237,7 @@ const UPDATE_BATCH: usize = 32;
 
 /// Applies provider reports until the channel closes (the gateway stops). Receipts that
 /// arrive together are applied together; inbound messages one by one, in order.
-pub async fn run_updates(state: AppState, mut rx: mpsc::Receiver<MessageUpdate>) {
+pub async fn run_updates(state: AppState, rx: &mut mpsc::Receiver<MessageUpdate>) {
     let mut buf = Vec::with_capacity(UPDATE_BATCH);
     while rx.recv_many(&mut buf, UPDATE_BATCH).await > 0 {
         let mut receipts = Vec::new();

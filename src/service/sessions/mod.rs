@@ -5,9 +5,9 @@
 //! provider task that lost the race learns so from its next event and stops.
 
 pub mod runtime;
+pub mod supervisor;
 mod types;
 
-use chrono::{DateTime, Utc};
 use rand::Rng;
 use uuid::Uuid;
 use validator::Validate;
@@ -17,9 +17,9 @@ pub use types::*;
 
 use crate::{
     auth::{Capability, Principal},
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    events::{Event, EventPayload, QrPayload, StatusPayload},
-    ids::TenantId,
+    events::{DomainEvent, EventPayload, QrPayload, StatusPayload},
     phone::PhoneNumber,
     provider::{ConnectRequest, ProviderKind, sandbox::SandboxCredentials},
     qr,
@@ -66,7 +66,7 @@ pub(crate) async fn publish_status(
         connected: status == SessionStatus::Connected,
         reason,
     });
-    let event = Event::new(TenantId(m.tenant_id), m.id, state.clock.now(), payload);
+    let event = DomainEvent::new(TenantId(m.tenant_id), m.id, state.clock.now(), payload);
     crate::service::webhooks::emit(state, event).await;
 }
 
@@ -80,15 +80,6 @@ pub(crate) async fn reload_and_publish(
     let m = load(state, tenant, id).await?;
     publish_status(state, &m, reason).await;
     Ok(m)
-}
-
-/// A `connecting`/`qr_pending` session whose QR (or attempt) ran out long ago: its provider
-/// task is gone (for example the gateway restarted), so it may be connected again.
-pub(crate) fn is_stale(m: &entity::wa_session::Model, now: DateTime<Utc>) -> bool {
-    match m.qr_expires_at {
-        Some(exp) => exp + chrono::Duration::seconds(5) < now,
-        None => m.updated_at + chrono::Duration::minutes(2) < now,
-    }
 }
 
 /// Creates a session slot (`disconnected`).
@@ -117,6 +108,7 @@ pub async fn create(
             name,
             provider: provider.as_str(),
             status: SessionStatus::Disconnected.as_str(),
+            settings: None,
         },
         state.clock.now(),
     )
@@ -177,7 +169,8 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
             return Err(AppError::Conflict("Session is already connected".into()));
         }
         SessionStatus::Connecting | SessionStatus::QrPending
-            if !is_stale(&s, now) || state.runtime.is_running(id) =>
+            if s.owner_lease_until.is_some_and(|until| until > now)
+                || state.runtime.is_running(id) =>
         {
             return Err(AppError::Conflict(
                 "Session is already connecting; scan the QR code or disconnect first".into(),
@@ -198,6 +191,11 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
         attempt_id: Some(Some(attempt)),
         qr: Some(None),
         last_error: Some(None),
+        owner: Some(Some((
+            state.cfg.runtime.instance_id.clone(),
+            supervisor::lease_until(state),
+        ))),
+        reconnect_attempt: Some(0),
         ..Change::default()
     };
     let owner = Owner::Attempt(s.attempt_id);
@@ -279,6 +277,8 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
         attempt_id: Some(None),
         qr: Some(None),
         last_error: Some(None),
+        owner: Some(None),
+        reconnect_attempt: Some(0),
         ..Change::default()
     };
     end_by_user(state, &s, change).await?;
@@ -313,6 +313,8 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
         credentials: Some(None),
         attempt_id: Some(None),
         qr: Some(None),
+        owner: Some(None),
+        reconnect_attempt: Some(0),
         ..Change::default()
     };
     end_by_user(state, &s, change).await?;

@@ -9,11 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{ACTIVE, SessionStatus, is_stale, load, publish_status, reload_and_publish};
+use super::{ACTIVE, SessionStatus, load, reload_and_publish};
 use crate::{
+    domain::ids::TenantId,
     error::{AppError, AppResult},
-    events::{Event, EventPayload, QrPayload},
-    ids::TenantId,
+    events::{DomainEvent, EventPayload, QrPayload},
     phone::PhoneNumber,
     provider::{ConnectRequest, ProviderEvent, ProviderKind},
     qr,
@@ -28,6 +28,7 @@ use crate::{
 #[derive(Clone, Default)]
 pub struct SessionRuntime {
     tasks: Arc<Mutex<HashMap<Uuid, (Uuid, CancellationToken)>>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SessionRuntime {
@@ -73,8 +74,19 @@ impl SessionRuntime {
         self.lock().contains_key(&id)
     }
 
-    /// Stops every task (shutdown).
+    /// The sessions with a task here, with the attempt each serves.
+    pub fn snapshot(&self) -> Vec<(Uuid, Uuid)> {
+        self.lock().iter().map(|(id, (a, _))| (*id, *a)).collect()
+    }
+
+    /// True once [`SessionRuntime::stop_all`] ran: no connection starts here any more.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops every task and starts no more (shutdown).
     pub fn stop_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         for (_, (_, token)) in self.lock().drain() {
             token.cancel();
         }
@@ -95,6 +107,11 @@ pub async fn start(
         AppError::WhatsAppUnavailable(format!("Provider '{}' is not available", kind.as_str()))
     })?;
     let (tenant, id) = (req.tenant_id, req.session_id);
+    if state.runtime.is_closed() {
+        return Err(AppError::WhatsAppUnavailable(
+            "This instance is shutting down".into(),
+        ));
+    }
     let cancel = state.runtime.register(id, attempt);
     let (tx, mut rx) = mpsc::channel::<ProviderEvent>(16);
     if let Err(e) = provider.connect(req, tx, cancel.clone()).await {
@@ -179,6 +196,8 @@ pub(crate) async fn mark_connected(
                 .filter(|_| before.status == "connected")
                 .unwrap_or(now),
         )),
+        owner: None,
+        reconnect_attempt: Some(0),
     };
     if !repo::sessions::transition(&state.db, tenant, id, from, owner, change, now).await? {
         return Ok(false);
@@ -239,7 +258,7 @@ pub async fn apply_event(
                 code,
                 expires_at,
             });
-            crate::service::webhooks::emit(state, Event::new(tenant, id, now, payload)).await;
+            crate::service::webhooks::emit(state, DomainEvent::new(tenant, id, now, payload)).await;
             Ok(true)
         }
         ProviderEvent::Connected { phone, credentials } => {
@@ -318,6 +337,8 @@ async fn end(
         last_error: Some(Some(reason.clone())),
         phone_number: forget.then_some(None),
         credentials: forget.then_some(None),
+        owner: Some(None),
+        reconnect_attempt: Some(0),
         ..Change::default()
     };
     if repo::sessions::transition(
@@ -333,81 +354,6 @@ async fn end(
     {
         tracing::info!(session = %id, status = to.as_str(), %reason, "session ended");
         reload_and_publish(state, tenant, id, Some(reason)).await?;
-    }
-    Ok(())
-}
-
-/// At start-up: reconnect sessions that were connected (their pairing is persisted, so no QR
-/// is needed) and release `connecting`/`qr_pending` sessions whose provider task died. Each
-/// reconnect first claims the session with a new attempt, so two instances starting together
-/// do not both connect it. A failing row is logged and skipped.
-pub async fn resume(state: &AppState) -> AppResult<()> {
-    let rows = repo::sessions::live_sessions_for_resume(&state.db, &ACTIVE).await?;
-    for s in rows {
-        if let Err(e) = resume_one(state, &s).await {
-            tracing::warn!(session = %s.id, error = %e, "could not resume session");
-        }
-    }
-    Ok(())
-}
-
-async fn resume_one(state: &AppState, s: &entity::wa_session::Model) -> AppResult<()> {
-    let now = state.clock.now();
-    let tenant = TenantId(s.tenant_id);
-    let owner = Owner::Attempt(s.attempt_id);
-    let kind = ProviderKind::parse(&s.provider).unwrap_or(ProviderKind::Sandbox);
-    let credentials: Option<serde_json::Value> = s
-        .credentials
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
-    if s.status == SessionStatus::Connected.as_str() && credentials.is_some() {
-        let attempt = Uuid::now_v7();
-        let claim = Change {
-            status: Some(SessionStatus::Connecting.as_str()),
-            attempt_id: Some(Some(attempt)),
-            ..Change::default()
-        };
-        if !repo::sessions::transition(&state.db, tenant, s.id, &["connected"], owner, claim, now)
-            .await?
-        {
-            return Ok(()); // another instance claimed it first
-        }
-        reload_and_publish(
-            state,
-            tenant,
-            s.id,
-            Some("Reconnecting after a restart".into()),
-        )
-        .await?;
-        let req = ConnectRequest {
-            tenant_id: tenant,
-            session_id: s.id,
-            credentials,
-        };
-        start(state, kind, req, attempt, None).await?;
-        tracing::info!(session = %s.id, "resuming connected session");
-    } else if s.status == SessionStatus::Connected.as_str() || is_stale(s, now) {
-        let change = Change {
-            status: Some(SessionStatus::Disconnected.as_str()),
-            qr: Some(None),
-            attempt_id: Some(None),
-            last_error: Some(Some("Gateway restarted".into())),
-            ..Change::default()
-        };
-        if repo::sessions::transition(
-            &state.db,
-            tenant,
-            s.id,
-            &[s.status.as_str()],
-            owner,
-            change,
-            now,
-        )
-        .await?
-        {
-            let m = load(state, tenant, s.id).await?;
-            publish_status(state, &m, Some("Gateway restarted".into())).await;
-        }
     }
     Ok(())
 }

@@ -1,57 +1,14 @@
 //! Session inputs and outputs, shared by REST and GraphQL.
 
-use async_graphql::{Enum, InputObject, SimpleObject};
+use async_graphql::{InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::{provider::ProviderKind, service::pagination::Pagination};
-
-/// Connection status of a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Enum)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionStatus {
-    /// Not connected (pairing, if any, is kept).
-    Disconnected,
-    /// Connecting to WhatsApp.
-    Connecting,
-    /// A QR code is waiting to be scanned.
-    QrPending,
-    /// Online.
-    Connected,
-    /// The pairing was removed; connecting again needs a new QR.
-    LoggedOut,
-    /// The last connection attempt failed.
-    Failed,
-}
-
-impl SessionStatus {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Disconnected => "disconnected",
-            SessionStatus::Connecting => "connecting",
-            SessionStatus::QrPending => "qr_pending",
-            SessionStatus::Connected => "connected",
-            SessionStatus::LoggedOut => "logged_out",
-            SessionStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses the stored name (unknown names read as `failed`).
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "disconnected" => SessionStatus::Disconnected,
-            "connecting" => SessionStatus::Connecting,
-            "qr_pending" => SessionStatus::QrPending,
-            "connected" => SessionStatus::Connected,
-            "logged_out" => SessionStatus::LoggedOut,
-            _ => SessionStatus::Failed,
-        }
-    }
-}
+pub use crate::domain::session::SessionStatus;
+use crate::{domain::provider::ProviderKind, service::pagination::Pagination};
 
 /// A new session slot.
 #[derive(Debug, Deserialize, ToSchema, InputObject, Validate)]
@@ -98,6 +55,15 @@ pub struct SandboxScanInput {
 #[serde(rename_all = "camelCase")]
 pub struct SessionOutput {
     /// Session id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Display name.
     pub name: String,
@@ -113,6 +79,11 @@ pub struct SessionOutput {
     pub last_error: Option<String>,
     /// When it last came online.
     pub connected_at: Option<DateTime<Utc>>,
+    /// The gateway instance holding its live connection (`WAGATE_INSTANCE_ID`), or null when
+    /// no instance holds it (not connected, or handed back and not yet taken over).
+    pub owner_instance: Option<String>,
+    /// Reconnect attempts of the current outage while `connecting` again; 0 otherwise.
+    pub reconnect_attempt: i32,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -124,6 +95,15 @@ pub struct SessionOutput {
 #[serde(rename_all = "camelCase")]
 pub struct SessionStatusOutput {
     /// Session id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Connection status.
     pub status: SessionStatus,
@@ -178,6 +158,11 @@ impl From<&entity::wa_session::Model> for SessionOutput {
             provider: ProviderKind::parse(&m.provider).unwrap_or(ProviderKind::Sandbox),
             last_error: m.last_error.clone(),
             connected_at: m.connected_at,
+            owner_instance: m
+                .owner_instance
+                .clone()
+                .filter(|_| m.owner_lease_until.is_some()),
+            reconnect_attempt: m.reconnect_attempt,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }

@@ -7,8 +7,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    events::Event,
-    ids::TenantId,
+    domain::ids::TenantId,
+    events::DomainEvent,
     repo::{self, webhook_deliveries::PENDING},
     state::AppState,
 };
@@ -75,7 +75,7 @@ impl WebhookEvent {
     }
 
     /// The webhook form of a live event (same id); session events carry `sessionId`.
-    pub fn from_bus(e: &Event) -> Self {
+    pub fn from_bus(e: &DomainEvent) -> Self {
         let mut data = serde_json::to_value(&e.payload)
             .ok()
             .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
@@ -84,14 +84,9 @@ impl WebhookEvent {
             obj.entry("sessionId")
                 .or_insert_with(|| serde_json::Value::String(e.session_id.to_string()));
         }
-        let kind = EVENT_TYPES
-            .iter()
-            .copied()
-            .find(|t| *t == e.payload.type_name())
-            .unwrap_or("session.status");
         Self {
             id: e.id,
-            kind,
+            kind: e.payload.type_name(),
             at: e.at,
             tenant_id: e.tenant_id,
             session_id: Some(e.session_id),
@@ -169,7 +164,7 @@ pub async fn enqueue(
 /// has an enabled endpoint.
 pub async fn enqueue_live(
     db: &impl ConnectionTrait,
-    events: &[Event],
+    events: &[DomainEvent],
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     enqueue_each(db, events, now, |e| e.tenant_id, WebhookEvent::from_bus).await
@@ -232,7 +227,7 @@ pub fn wake(state: &AppState, enqueued: usize) {
 /// For changes made outside a transaction (session status and QR codes): enqueues the live
 /// event's deliveries, then publishes it on the bus. The change is already stored, so a
 /// failure to enqueue is retried a few times, then logged; never the caller's failure.
-pub async fn emit(state: &AppState, event: Event) {
+pub async fn emit(state: &AppState, event: DomainEvent) {
     let one = std::slice::from_ref(&event);
     for attempt in 1..=3u64 {
         match enqueue_live(&state.db, one, state.clock.now()).await {
@@ -250,4 +245,40 @@ pub async fn emit(state: &AppState, event: Event) {
         }
     }
     state.bus.publish(event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventPayload, QrPayload, StatusPayload};
+
+    /// Every domain event keeps its own type on the way to webhooks, and every such type is
+    /// one an endpoint can subscribe to.
+    #[test]
+    fn domain_events_keep_their_type() {
+        let at = Utc::now();
+        let payloads = [
+            EventPayload::SessionQr(QrPayload {
+                code: "c".into(),
+                svg: "<svg/>".into(),
+                expires_at: at,
+            }),
+            EventPayload::SessionStatus(StatusPayload {
+                status: "connected".into(),
+                phone_number: None,
+                connected: true,
+                reason: None,
+            }),
+        ];
+        for p in payloads {
+            let name = p.type_name();
+            let e = DomainEvent::new(TenantId::new(), Uuid::now_v7(), at, p);
+            let w = WebhookEvent::from_bus(&e);
+            assert_eq!(w.kind, name);
+            assert!(EVENT_TYPES.contains(&w.kind), "{name} is not subscribable");
+        }
+        for name in ["message.status", "message.received"] {
+            assert!(EVENT_TYPES.contains(&name));
+        }
+    }
 }

@@ -11,6 +11,15 @@ use uuid::Uuid;
 #[serde(rename_all = "camelCase")]
 pub struct WebhookOutput {
     /// Webhook id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// Where events are POSTed.
     pub url: String,
@@ -20,6 +29,15 @@ pub struct WebhookOutput {
     pub events: Vec<String>,
     /// Only events of these sessions (events without a session, such as contact events,
     /// always pass); absent means every session.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "session_ids",
+            into = "Option<Vec<async_graphql::ID>>",
+            owned,
+            with = "crate::domain::ids::gql_ids"
+        )
+    )]
     pub session_ids: Option<Vec<Uuid>>,
     /// Whether events are delivered.
     pub enabled: bool,
@@ -112,6 +130,15 @@ impl UpdateWebhookInput {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookAttemptOutput {
     /// Attempt id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// When it was made.
     pub attempted_at: DateTime<Utc>,
@@ -142,10 +169,37 @@ pub enum DeliveryState {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookDeliveryOutput {
     /// Delivery id.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub id: Uuid,
     /// The webhook.
+    #[graphql(
+        skip_output,
+        derived(
+            name = "webhook_id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub webhook_id: Uuid,
     /// The event's id (sent as `webhook-id`; the same on every try).
+    #[graphql(
+        skip_output,
+        derived(
+            name = "event_id",
+            into = "async_graphql::ID",
+            owned,
+            with = "crate::domain::ids::gql_id"
+        )
+    )]
     pub event_id: Uuid,
     /// The event type.
     pub event_type: String,

@@ -21,7 +21,7 @@ use super::{
     transport::{WebhookRequest, WebhookResponse},
 };
 use crate::{
-    ids::TenantId,
+    domain::ids::TenantId,
     repo::{
         self,
         webhook_deliveries::{self as deliveries, DELIVERED, FAILED, Outcome, PENDING},
@@ -33,15 +33,15 @@ use crate::{
 const RECORD_BATCH: usize = 256;
 
 /// Starts the worker; it stops claiming when `shutdown` is cancelled.
-pub fn spawn(state: AppState, shutdown: CancellationToken) {
+pub async fn run_all(state: AppState, shutdown: CancellationToken) {
     let (tx, rx) = mpsc::channel(4096);
-    tokio::spawn(record_results(state.clone(), rx));
-    tokio::spawn(async move {
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = run(state, tx) => {}
-        }
-    });
+    let recorder = tokio::spawn(record_results(state.clone(), rx));
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = run(state, tx) => {}
+    }
+    // The recorder ends once the sender is gone: results of finished tries get written.
+    let _ = recorder.await;
 }
 
 /// One finished try.

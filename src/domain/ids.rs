@@ -53,3 +53,13 @@ id_type!(
     /// An API key.
     ApiKeyId
 );
+
+/// GraphQL shows every id as `ID` (a string holding the UUID), in outputs as in arguments.
+pub fn gql_id(id: Uuid) -> async_graphql::ID {
+    async_graphql::ID(id.to_string())
+}
+
+/// [`gql_id`] over an optional list.
+pub fn gql_ids(ids: Option<Vec<Uuid>>) -> Option<Vec<async_graphql::ID>> {
+    ids.map(|v| v.into_iter().map(gql_id).collect())
+}
