@@ -14,13 +14,13 @@ use crate::{
     provider::{Providers, UpdateSink, sandbox::SandboxProvider},
     service::{
         messages::{
-            ConnectedCache,
+            connected::ConnectedCache,
             media::{FsMediaStore, MediaStore},
             writer::MessageWriter,
         },
-        sessions::SessionRuntime,
+        sessions::registry::SessionRuntime,
         webhooks::{
-            WebhookRuntime,
+            runtime::WebhookRuntime,
             transport::{HttpTransport, WebhookTransport},
         },
     },

@@ -4,11 +4,14 @@
 //! session's provider. Receipts and inbound messages arrive as [`MessageUpdate`]s and are
 //! applied here; every change is published as a `message.status` or `message.received` event.
 
+pub mod connected;
 pub mod dispatch;
 pub mod media;
 mod types;
 mod updates;
 pub mod writer;
+
+pub use connected::{CONNECTED_FRESHNESS, ConnectedCache};
 
 use chrono::Duration;
 use sha2::{Digest, Sha256};
@@ -531,48 +534,6 @@ pub async fn media(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Media
         file_name: m.media_filename,
         reader,
     })
-}
-
-/// Sessions recently seen connected, so a burst of sends does not read the session row for
-/// every message. An entry lives [`CONNECTED_FRESHNESS`]; any status change on this instance
-/// drops it at once. A message accepted in the short window after a disconnect elsewhere is
-/// not lost: it waits in the outbox like any message whose session dropped after queueing.
-#[derive(Default)]
-pub struct ConnectedCache(
-    std::sync::Mutex<std::collections::HashMap<Uuid, (TenantId, std::time::Instant)>>,
-);
-
-/// How long a "connected" sighting is trusted.
-pub const CONNECTED_FRESHNESS: std::time::Duration = std::time::Duration::from_millis(250);
-
-impl ConnectedCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, (TenantId, std::time::Instant)>>
-    {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True when the tenant's session was seen connected within the freshness window.
-    pub fn recently(&self, tenant: TenantId, session: Uuid) -> bool {
-        self.lock()
-            .get(&session)
-            .is_some_and(|(t, at)| *t == tenant && at.elapsed() < CONNECTED_FRESHNESS)
-    }
-
-    /// Records that the tenant's session is connected now.
-    pub fn saw(&self, tenant: TenantId, session: Uuid) {
-        let mut map = self.lock();
-        if map.len() > 100_000 {
-            map.retain(|_, (_, at)| at.elapsed() < CONNECTED_FRESHNESS);
-        }
-        map.insert(session, (tenant, std::time::Instant::now()));
-    }
-
-    /// Drops a session (its status changed).
-    pub fn forget(&self, session: Uuid) {
-        self.lock().remove(&session);
-    }
 }
 
 /// Publishes a message change made outside a transaction: webhook deliveries, then the bus.

@@ -4,6 +4,7 @@
 //! expected current status, so concurrent requests (or instances) cannot both win, and a
 //! provider task that lost the race learns so from its next event and stops.
 
+pub mod registry;
 pub mod runtime;
 pub mod supervisor;
 mod types;
@@ -12,7 +13,7 @@ use rand::Rng;
 use uuid::Uuid;
 use validator::Validate;
 
-pub use runtime::SessionRuntime;
+pub use registry::SessionRuntime;
 pub use types::*;
 
 use crate::{

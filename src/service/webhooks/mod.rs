@@ -5,14 +5,13 @@
 //! each try in `webhook_attempts`, retrying on the configured schedule.
 
 mod events;
+pub mod runtime;
 pub mod signing;
 pub mod target;
 pub mod transport;
 mod types;
 mod validate;
 pub mod worker;
-
-use std::sync::Arc;
 
 use async_graphql::{OutputType, SimpleObject};
 use chrono::Duration as ChronoDuration;
@@ -21,6 +20,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use events::{EVENT_TYPES, WebhookEvent, emit, enqueue, enqueue_lazy, enqueue_live, wake};
+pub use runtime::WebhookRuntime;
 pub use types::*;
 
 use crate::{
@@ -33,15 +33,6 @@ use crate::{
 
 /// How long the secret before a rotation still signs deliveries.
 pub const ROTATION_GRACE_HOURS: i64 = 24;
-
-/// This instance's webhook machinery, held in `AppState`.
-#[derive(Clone)]
-pub struct WebhookRuntime {
-    /// Wakes the worker when deliveries are committed.
-    pub wake: Arc<tokio::sync::Notify>,
-    /// Outbound HTTP.
-    pub transport: Arc<dyn transport::WebhookTransport>,
-}
 
 /// A page of items and its `pagination`.
 #[derive(SimpleObject)]
