@@ -264,7 +264,7 @@ async fn scopes_are_chosen_at_creation_and_validated() {
 /// they had: the scopes migration is rolled back and applied again over a stored key.
 #[tokio::test]
 async fn keys_from_before_scopes_get_the_default_set() {
-    use migration::MigratorTrait;
+    use migration::{MigrationName, MigratorTrait};
     let app = TestApp::spawn().await;
     let token = app.token("legacy@example.com").await;
     let r = app
@@ -275,7 +275,14 @@ async fn keys_from_before_scopes_get_the_default_set() {
         )
         .await;
     let key = r.body["data"]["key"].as_str().unwrap().to_owned();
-    migration::Migrator::down(&app.state.db, Some(1))
+    // Roll back the scopes migration and every one after it.
+    let migrations = migration::Migrator::migrations();
+    let scopes = migrations
+        .iter()
+        .position(|m| m.name() == "m20261127_000006_api_key_scopes")
+        .unwrap();
+    let steps = u32::try_from(migrations.len() - scopes).unwrap();
+    migration::Migrator::down(&app.state.db, Some(steps))
         .await
         .unwrap();
     migration::Migrator::up(&app.state.db, None).await.unwrap();

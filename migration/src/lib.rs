@@ -9,6 +9,7 @@ mod m20261122_000003_messages;
 mod m20261122_000004_contacts;
 mod m20261122_000005_webhooks;
 mod m20261127_000006_api_key_scopes;
+mod m20261128_000007_device_store;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_contacts::Migration),
             Box::new(m20261122_000005_webhooks::Migration),
             Box::new(m20261127_000006_api_key_scopes::Migration),
+            Box::new(m20261128_000007_device_store::Migration),
         ]
     }
 }
