@@ -15,6 +15,7 @@ pub mod phone;
 pub mod provider;
 pub mod qr;
 pub mod repo;
+pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod state;

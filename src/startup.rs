@@ -15,11 +15,13 @@ use crate::{
     events::EventBus,
     http,
     provider::UpdateSink,
-    service::{messages, sessions, webhooks},
+    secrets::{Cipher, load_or_create_key},
+    service::{device_store, messages, sessions, webhooks},
     state::{AppState, Overrides},
 };
 
-/// Creates the data dir, loads the JWT secret, connects and migrates the database.
+/// Creates the data dir, loads the JWT secret and the encryption key, connects and migrates
+/// the database, and checks that the key is the one the database's secrets are sealed with.
 /// Background tasks stop when `shutdown` is cancelled (`serve` cancels it when it returns).
 pub async fn build_state(
     cfg: Config,
@@ -29,12 +31,21 @@ pub async fn build_state(
     cfg.ensure_data_dir()?;
     let warm = tokio::task::spawn_blocking(crate::phone::warm_up);
     let secret = load_or_create_secret(cfg.jwt_secret.as_ref(), &cfg.data_dir)?;
+    let cipher = Arc::new(Cipher::new(&load_or_create_key(
+        cfg.encryption_key.as_ref(),
+        &cfg.data_dir,
+    )?));
     let redis = match &cfg.redis_url {
         Some(url) => Some(redis::Client::open(url.expose_secret())?),
         None => None,
     };
     let conn = db::connect(&cfg).await?;
     db::migrate(&conn).await?;
+    let now = overrides
+        .clock
+        .as_ref()
+        .map_or_else(chrono::Utc::now, |c| c.now());
+    device_store::verify_key(&conn, &cipher, now).await?;
     let bus = match &redis {
         Some(client) => {
             let bus = EventBus::with_redis(client.clone(), cfg.event_buffer, shutdown.clone());
@@ -51,6 +62,7 @@ pub async fn build_state(
         conn,
         Arc::new(cfg),
         JwtKeys::new(&secret),
+        cipher,
         redis,
         bus,
         overrides,

@@ -12,6 +12,7 @@ use crate::{
     error::{AppError, AppResult},
     events::EventBus,
     provider::{Providers, UpdateSink, sandbox::SandboxProvider},
+    secrets::Cipher,
     service::{
         messages::{
             connected::ConnectedCache,
@@ -35,6 +36,9 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     /// JWT signing keys.
     pub jwt: JwtKeys,
+    /// Encryption at rest (device stores, provider tokens), checked against the database's
+    /// key at start-up. Sessions build their `service::device_store::DbDeviceStore` with it.
+    pub cipher: Arc<Cipher>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Redis client, when configured.
@@ -96,10 +100,12 @@ pub struct Overrides {
 
 impl AppState {
     /// Assembles the state from its parts; providers report message updates on `updates`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DatabaseConnection,
         cfg: Arc<Config>,
         jwt: JwtKeys,
+        cipher: Arc<Cipher>,
         redis: Option<redis::Client>,
         bus: EventBus,
         overrides: Overrides,
@@ -133,6 +139,7 @@ impl AppState {
             db,
             cfg,
             jwt,
+            cipher,
             clock,
             redis,
             bus,

@@ -34,6 +34,7 @@ fn invalid_config_fails_with_one_line() {
         ("DATABASE_URL", "mysql://nope"),
         ("REDIS_URL", "http://nope"),
         ("WAGATE_JWT_SECRET", "short"),
+        ("WAGATE_ENCRYPTION_KEY", "not-a-key"),
         ("WAGATE_ACCESS_TOKEN_TTL", "forever"),
     ];
     for (key, value) in cases {

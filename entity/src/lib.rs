@@ -6,6 +6,8 @@ pub mod contact_count;
 pub mod contact_group;
 pub mod contact_group_member;
 pub mod contact_tag;
+pub mod device_key;
+pub mod key_check;
 pub mod message;
 pub mod refresh_token;
 pub mod tenant;

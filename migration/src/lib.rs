@@ -9,6 +9,7 @@ mod m20261122_000003_messages;
 mod m20261122_000004_contacts;
 mod m20261122_000005_webhooks;
 mod m20261127_000006_api_key_scopes;
+mod m20261128_000007_device_store;
 mod m20261128_000009_session_runtime;
 
 /// Every migration, in order.
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_contacts::Migration),
             Box::new(m20261122_000005_webhooks::Migration),
             Box::new(m20261127_000006_api_key_scopes::Migration),
+            Box::new(m20261128_000007_device_store::Migration),
             Box::new(m20261128_000009_session_runtime::Migration),
         ]
     }

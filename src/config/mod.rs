@@ -7,7 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{domain::ProviderKind, provider::sandbox::SandboxConfig};
+use crate::{
+    domain::ProviderKind, provider::sandbox::SandboxConfig, secrets::EncryptionKey,
+};
 
 mod http;
 mod limits;
@@ -58,6 +60,15 @@ pub struct ConfigArgs {
     /// JWT signing secret (at least 32 bytes). Default: generated and kept in the data dir.
     #[arg(long, global = true, env = "WAGATE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Key for secrets kept in the database (32 bytes, base64 or hex). Default: generated and
+    /// kept in the data dir.
+    #[arg(
+        long,
+        global = true,
+        env = "WAGATE_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    pub encryption_key: Option<String>,
     /// Access-token lifetime, e.g. `15m`.
     #[arg(long, global = true, env = "WAGATE_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<String>,
@@ -247,6 +258,9 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Explicit JWT secret; when `None` one is generated and persisted in the data dir.
     pub jwt_secret: Option<SecretString>,
+    /// Explicit encryption key for secrets at rest; when `None` one is generated and persisted
+    /// in the data dir.
+    pub encryption_key: Option<EncryptionKey>,
     /// Access-token lifetime.
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime.
@@ -405,6 +419,11 @@ impl Config {
             other => other.map(SecretString::from),
         };
 
+        let encryption_key = non_empty(a.encryption_key)
+            .map(|raw| EncryptionKey::parse(&raw))
+            .transpose()
+            .map_err(|e| err("WAGATE_ENCRYPTION_KEY", e.to_string()))?;
+
         let access_token_ttl = parse_ttl(
             "WAGATE_ACCESS_TOKEN_TTL",
             a.access_token_ttl,
@@ -526,6 +545,7 @@ impl Config {
             database_url: SecretString::from(database_url),
             redis_url,
             jwt_secret,
+            encryption_key,
             access_token_ttl,
             refresh_token_ttl,
             body_limit,
@@ -576,6 +596,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "[REDACTED]"),
             )
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)

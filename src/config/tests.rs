@@ -310,5 +310,47 @@ fn runtime_keys() {
     ] {
         let e = Config::from_args(args).unwrap_err().to_string();
         assert!(e.contains(key), "{key}: {e}");
+
+fn encryption_key_is_base64_or_hex_and_redacted() {
+    let with_key = |k: &str| {
+        Config::from_args(ConfigArgs {
+            encryption_key: Some(k.into()),
+            ..Default::default()
+        })
+    };
+    assert!(
+        Config::from_args(ConfigArgs::default())
+            .unwrap()
+            .encryption_key
+            .is_none()
+    );
+    // `openssl rand -base64 32` and `openssl rand -hex 32` both work.
+    let b64 = "Q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=";
+    let hex = "ab".repeat(32);
+    for good in [b64, hex.as_str(), &hex.to_uppercase()] {
+        let c = with_key(good).unwrap();
+        assert!(c.encryption_key.is_some(), "{good}");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(good), "{dbg}");
+        assert!(
+            dbg.contains("encryption_key: Some(\"[REDACTED]\")"),
+            "{dbg}"
+        );
+    }
+    for bad in [
+        "not a key",
+        "q6urq6urq6urq6urq6urq6ur",
+        &"ab".repeat(31),
+        &"ab".repeat(33),
+        &"g".repeat(64),
+    ] {
+        let e = with_key(bad).unwrap_err();
+        assert_eq!(e.key, "WAGATE_ENCRYPTION_KEY", "{bad}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("invalid configuration: WAGATE_ENCRYPTION_KEY: must be 32 bytes"),
+            "{msg}"
+        );
+        assert!(!msg.contains(bad), "the bad value is not echoed: {msg}");
     }
 }

@@ -8,6 +8,7 @@
 //! - `cloud`: Meta's Cloud API (no QR; credentials validated on connect, `Failed` otherwise).
 
 pub mod sandbox;
+pub mod store;
 
 use std::{collections::HashMap, sync::Arc};
 

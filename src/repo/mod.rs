@@ -2,12 +2,14 @@
 //!
 //! Each takes `&impl ConnectionTrait` (a pool or a transaction) and, for tenant-owned rows,
 //! a `TenantId`, so tenant scoping is part of every signature. The few lookups without a
-//! tenant are authentication itself (by email, by token hash, by key hash).
+//! tenant are authentication itself (by email, by token hash, by key hash) and the database's
+//! encryption key check.
 
 pub mod api_keys;
 pub mod contact_groups;
 pub mod contact_search;
 pub mod contacts;
+pub mod device_keys;
 pub mod messages;
 pub mod refresh_tokens;
 pub mod session_leases;

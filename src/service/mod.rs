@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub(crate) mod check;
 pub mod contacts;
+pub mod device_store;
 pub mod live;
 pub mod messages;
 pub mod pagination;
