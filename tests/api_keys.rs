@@ -264,7 +264,7 @@ async fn scopes_are_chosen_at_creation_and_validated() {
 /// they had: the scopes migration is rolled back and applied again over a stored key.
 #[tokio::test]
 async fn keys_from_before_scopes_get_the_default_set() {
-    use migration::{MigrationName, MigratorTrait};
+    use migration::MigratorTrait;
     let app = TestApp::spawn().await;
     let token = app.token("legacy@example.com").await;
     let r = app
