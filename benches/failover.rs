@@ -34,7 +34,10 @@ async fn start(name: &str, db: &str, redis: Option<&str>) -> Server {
         &[
             ("DATABASE_URL", db),
             ("WAGATE_INSTANCE_ID", name),
-            ("WAGATE_JWT_SECRET", "failover-bench-secret-of-at-least-32-bytes"),
+            (
+                "WAGATE_JWT_SECRET",
+                "failover-bench-secret-of-at-least-32-bytes",
+            ),
         ],
     )
     .await
@@ -55,8 +58,8 @@ async fn main() {
         .unwrap();
     let sep = if pg.contains('?') { '&' } else { '?' };
     let db = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
-    let redis_url = std::env::var("BENCH_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let redis_url =
+        std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let redis = match redis::Client::open(redis_url.as_str()) {
         Ok(c) if c.get_multiplexed_async_connection().await.is_ok() => Some(redis_url),
         _ => None,
@@ -69,9 +72,21 @@ async fn main() {
     let c = reqwest::Client::new();
     let base = servers[0].as_ref().unwrap().base.clone();
     let token = support::register(&c, &base, "failover@bench.example").await;
-    let s = post(&c, format!("http://{base}/api/v1/whatsapp"), &token, json!({"name": "line"})).await;
+    let s = post(
+        &c,
+        format!("http://{base}/api/v1/whatsapp"),
+        &token,
+        json!({"name": "line"}),
+    )
+    .await;
     let id = s["data"]["id"].as_str().unwrap().to_owned();
-    post(&c, format!("http://{base}/api/v1/whatsapp/{id}/connect"), &token, json!({})).await;
+    post(
+        &c,
+        format!("http://{base}/api/v1/whatsapp/{id}/connect"),
+        &token,
+        json!({}),
+    )
+    .await;
     post(
         &c,
         format!("http://{base}/api/v1/whatsapp/{id}/sandbox/scan"),
@@ -96,14 +111,23 @@ async fn main() {
         let watcher = servers.iter().flatten().next().unwrap().base.clone();
         loop {
             let s = session(&c, &watcher, &token, &id).await;
-            if s["status"] == "connected" && s["ownerInstance"] != owner.as_str() && s["ownerInstance"].is_string() {
+            if s["status"] == "connected"
+                && s["ownerInstance"] != owner.as_str()
+                && s["ownerInstance"].is_string()
+            {
                 break;
             }
-            assert!(killed.elapsed() < Duration::from_secs(60), "no takeover: {s}");
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "no takeover: {s}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let secs = killed.elapsed().as_secs_f64();
-        println!("kill {}: {owner} -> connected elsewhere after {secs:.2} s", round + 1);
+        println!(
+            "kill {}: {owner} -> connected elsewhere after {secs:.2} s",
+            round + 1
+        );
         took.push(secs);
         drop(server);
         servers[victim] = Some(start(names[victim], &db, redis.as_deref()).await);

@@ -7,9 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{
-    domain::ProviderKind, provider::sandbox::SandboxConfig, secrets::EncryptionKey,
-};
+use crate::{domain::ProviderKind, provider::sandbox::SandboxConfig, secrets::EncryptionKey};
 
 mod http;
 mod limits;

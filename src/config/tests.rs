@@ -310,7 +310,10 @@ fn runtime_keys() {
     ] {
         let e = Config::from_args(args).unwrap_err().to_string();
         assert!(e.contains(key), "{key}: {e}");
+    }
+}
 
+#[test]
 fn encryption_key_is_base64_or_hex_and_redacted() {
     let with_key = |k: &str| {
         Config::from_args(ConfigArgs {
