@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use uuid::Uuid;
 use wagate::{
     clock::Clock,
-    ids::TenantId,
+    domain::ids::TenantId,
     provider::store::{DeviceStore, StoreError, Write},
     repo::{self, sessions::NewSession},
     secrets::EncryptionKey,
@@ -31,6 +31,7 @@ async fn tenant_with_session(app: &TestApp, name: &str) -> (TenantId, Uuid) {
             name: "line",
             provider: "sandbox",
             status: "disconnected",
+            settings: None,
         },
         now,
     )
