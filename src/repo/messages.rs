@@ -327,3 +327,24 @@ pub async fn insert_many(
     }
     Ok(())
 }
+
+/// Makes the session's queued messages that wait for it to connect (their error starts with
+/// `waiting`) due now; the number made due.
+pub async fn release_waiting(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    session: Uuid,
+    waiting: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let res = message::Entity::update_many()
+        .col_expr(C::NextAttemptAt, Expr::value(now))
+        .filter(C::TenantId.eq(tenant.uuid()))
+        .filter(C::SessionId.eq(session))
+        .filter(C::Status.eq("queued"))
+        .filter(C::NextAttemptAt.gt(now))
+        .filter(C::Error.starts_with(waiting))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}

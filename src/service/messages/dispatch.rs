@@ -174,6 +174,10 @@ pub fn backoff_delay(attempts: i32, base: Duration, max: Duration) -> Duration {
     raw.mul_f64(1.0 + jitter).min(max)
 }
 
+/// The error a message carries while it waits for its session to (re)connect; when the
+/// session is back, such messages are made due at once.
+pub const WAITING_FOR_SESSION: &str = "Waiting for the session to connect";
+
 /// How one attempt ended.
 enum Outcome {
     /// The provider accepted it, under this id.
@@ -405,7 +409,7 @@ async fn try_send(
     let status = SessionStatus::parse(&session.status);
     if matches!(status, SessionStatus::Connecting | SessionStatus::QrPending) {
         return Err(Outcome::Defer(format!(
-            "Waiting for the session to connect (status: {})",
+            "{WAITING_FOR_SESSION} (status: {})",
             session.status
         )));
     }

@@ -133,6 +133,13 @@ pub(crate) async fn mark_connected(
         reload_and_publish(state, tenant, id, None).await?;
     }
     tracing::info!(session = %id, phone = %phone, "session connected");
+    // Sends that waited for the session go out now, not at their next scheduled look.
+    let waiting = crate::service::messages::dispatch::WAITING_FOR_SESSION;
+    match repo::messages::release_waiting(&state.db, tenant, id, waiting, now).await {
+        Ok(n) if n > 0 => state.outbox.notify_one(),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(session = %id, error = %e, "could not release waiting messages"),
+    }
     Ok(true)
 }
 
