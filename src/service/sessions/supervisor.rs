@@ -91,9 +91,16 @@ async fn round(state: &AppState, me: &str) -> AppResult<usize> {
         session_leases::claim_lapsed(&state.db, me, now, lease_until(state), CLAIM_BATCH).await?;
     let n = claimed.len();
     for (before, attempt) in claimed {
-        let id = before.id;
+        let (id, tenant) = (before.id, TenantId(before.tenant_id));
         if let Err(e) = take_over(state, before, attempt).await {
             tracing::warn!(session = %id, error = %e, "could not connect a session taken over");
+            // Never leave a claimed session `connecting` with nobody connecting it.
+            let failed = crate::provider::ProviderEvent::Failed {
+                error: format!("Could not connect after a takeover: {e}"),
+            };
+            if let Err(e) = runtime::apply_event(state, tenant, id, attempt, failed).await {
+                tracing::warn!(session = %id, error = %e, "could not record a failed takeover");
+            }
         }
     }
     Ok(n)
