@@ -229,6 +229,9 @@ enum Record {
     ),
     /// Failed for good: (tenant, id, claimed attempt, reason).
     Fail(TenantId, uuid::Uuid, i32, String),
+    /// Not tried because its session was (re)connecting: back to the queue uncounted, like
+    /// `Retry`, and remembered by session so a connect that raced the write is not missed.
+    Wait(TenantId, uuid::Uuid, uuid::Uuid, i32, String, DateTime<Utc>),
 }
 
 /// Handles one claimed message: sends it (unless its claim is too old to send safely) and
@@ -268,12 +271,12 @@ async fn dispatch_one(
                 cfg.poll_interval.min(Duration::from_secs(1)),
                 Duration::from_secs(60),
             );
-            Record::Retry(
+            Record::Wait(
                 tenant,
                 id,
+                m.session_id,
                 m.attempts,
-                false,
-                Some(reason),
+                reason,
                 after(now, delay),
             )
         }
@@ -332,6 +335,46 @@ async fn record_one(
         Record::Fail(tenant, id, attempt, reason) => {
             repo::messages::fail_claimed(db, *tenant, *id, *attempt, reason, now).await
         }
+        Record::Wait(tenant, id, _, attempt, reason, next) => {
+            repo::messages::reschedule(db, *tenant, *id, *attempt, false, Some(reason), *next, now)
+                .await
+                .map(|()| None)
+        }
+    }
+}
+
+/// After messages were put back to wait for their session: a session that connected while
+/// they were being written has already released its waiting messages, without these. Read
+/// after the write, its status tells: connected means release them again now.
+async fn recheck_waiting(state: &AppState, records: &[Record]) {
+    let mut sessions: Vec<(TenantId, uuid::Uuid)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Wait(tenant, _, session, ..) => Some((*tenant, *session)),
+            _ => None,
+        })
+        .collect();
+    sessions.sort_unstable_by_key(|(t, s)| (t.uuid(), *s));
+    sessions.dedup();
+    for (tenant, session) in sessions {
+        let connected = match repo::sessions::get(&state.db, tenant, session).await {
+            Ok(s) => s.is_some_and(|s| s.status == SessionStatus::Connected.as_str()),
+            Err(e) => {
+                tracing::warn!(%session, error = %e, "could not re-read a session after deferring its sends");
+                continue;
+            }
+        };
+        if !connected {
+            continue;
+        }
+        let now = state.clock.now();
+        match repo::messages::release_waiting(&state.db, tenant, session, WAITING_FOR_SESSION, now)
+            .await
+        {
+            Ok(n) if n > 0 => state.outbox.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%session, error = %e, "could not release waiting messages"),
+        }
     }
 }
 
@@ -363,6 +406,7 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     let changed = match together.await {
         Ok((events, enqueued)) => {
             super::publish_committed(state, events, enqueued).await;
+            recheck_waiting(state, &records).await;
             return;
         }
         Err(e) => {
@@ -380,6 +424,7 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     for row in &changed {
         publish(state, row, false).await;
     }
+    recheck_waiting(state, &records).await;
 }
 
 /// One provider call for a claimed message.
