@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod media;
 pub mod phone;
 pub mod provider;
 pub mod qr;

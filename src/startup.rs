@@ -12,7 +12,7 @@ use crate::{
     auth::jwt::{JwtKeys, load_or_create_secret},
     config::Config,
     db,
-    events::EventBus,
+    events::{EventBus, commands::CommandBus},
     http,
     provider::UpdateSink,
     secrets::{Cipher, load_or_create_key},
@@ -56,9 +56,23 @@ pub async fn build_state(
         }
         None => EventBus::in_process(cfg.event_buffer),
     };
+    let instance = cfg.runtime.instance_id.clone();
+    let late = CancellationToken::new();
+    let (commands, commands_rx) = match &redis {
+        Some(client) => {
+            let (c, rx) = CommandBus::with_redis(client.clone(), &instance, late.clone());
+            if !c.wait_ready(Duration::from_secs(3)).await {
+                tracing::warn!(
+                    "Redis is unreachable; commands from other instances wait until it is back"
+                );
+            }
+            (c, rx)
+        }
+        None => CommandBus::in_process(&instance),
+    };
     let _ = warm.await;
     let (updates, updates_rx) = UpdateSink::channel(4096);
-    let state = AppState::new(
+    let mut state = AppState::new(
         conn,
         Arc::new(cfg),
         JwtKeys::new(&secret),
@@ -67,12 +81,17 @@ pub async fn build_state(
         bus,
         overrides,
         updates,
+        commands,
     )?;
     if let Err(e) = state.media.clear_staging().await {
         tracing::warn!(error = %e, "could not clear the media staging area");
     }
     tracing::info!(instance = %state.cfg.runtime.instance_id, "instance id");
-    spawn_background(&state, updates_rx, &shutdown);
+    state.stopping = crate::state::Stopping {
+        work: shutdown.clone(),
+        late,
+    };
+    spawn_background(&state, updates_rx, commands_rx);
     Ok(state)
 }
 
@@ -80,18 +99,28 @@ pub async fn build_state(
 /// supervisor, the outbox dispatcher and the webhook worker.
 fn spawn_background(
     state: &AppState,
-    updates_rx: tokio::sync::mpsc::Receiver<crate::provider::MessageUpdate>,
-    shutdown: &CancellationToken,
+    updates_rx: tokio::sync::mpsc::Receiver<
+        crate::provider::Reported<crate::provider::MessageUpdate>,
+    >,
+    commands_rx: tokio::sync::mpsc::Receiver<crate::events::commands::Incoming>,
 ) {
     let tasks = state.tasks.clone();
-    let rx = Arc::new(tokio::sync::Mutex::new(updates_rx));
-    let s = state.clone();
-    tasks.spawn("updates", shutdown.clone(), move || {
-        let (s, rx) = (s.clone(), rx.clone());
-        async move { messages::run_updates(s, &mut *rx.lock().await).await }
+    let (shutdown, late) = (&state.stopping.work, &state.stopping.late);
+    let rx = Arc::new(tokio::sync::Mutex::new(commands_rx));
+    let (s, stop) = (state.clone(), late.clone());
+    tasks.spawn("commands", late.clone(), move || {
+        let (s, rx, stop) = (s.clone(), rx.clone(), stop.clone());
+        async move { sessions::commands::run(s, &mut *rx.lock().await, stop).await }
     });
-    let (s, stop) = (state.clone(), shutdown.clone());
-    tasks.spawn("sessions", shutdown.clone(), move || {
+    let rx = Arc::new(tokio::sync::Mutex::new(updates_rx));
+    let (s, stop) = (state.clone(), late.clone());
+    tasks.spawn("updates", late.clone(), move || {
+        let (s, rx, stop) = (s.clone(), rx.clone(), stop.clone());
+        async move { messages::run_updates(s, &mut *rx.lock().await, stop).await }
+    });
+    // Heartbeats go on while sends drain, so no other instance takes a session meanwhile.
+    let (s, stop) = (state.clone(), late.clone());
+    tasks.spawn("sessions", late.clone(), move || {
         sessions::supervisor::run(s.clone(), stop.clone())
     });
     if state.cfg.messaging.dispatch.enabled {
@@ -141,12 +170,42 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     pruner.abort();
-    sessions::supervisor::hand_back(&state).await;
+    drain(&state).await;
     if let Err(e) = state.db.close_by_ref().await {
         tracing::warn!(error = %e, "closing the database pool");
     }
     tracing::info!("wagate stopped");
     result.map_err(Into::into)
+}
+
+/// Background work that claims rows; on shutdown each finishes what it started.
+const CLAIMERS: [&str; 2] = ["dispatcher", "webhooks"];
+
+/// The graceful stop, within `WAGATE_SHUTDOWN_GRACE`: stop claiming and let in-flight sends
+/// and deliveries finish (unstarted claims are given back), then hand the sessions back
+/// (connections closed, leases released for another instance to take at once), then apply
+/// the receipts the connections reported last. The pool is closed after this.
+pub async fn drain(state: &AppState) {
+    let grace = state.cfg.runtime.shutdown_grace;
+    let started = tokio::time::Instant::now();
+    state.stopping.work.cancel();
+    let busy = state.tasks.wait_stopped(&CLAIMERS, grace).await;
+    if !busy.is_empty() {
+        tracing::warn!(tasks = ?busy, grace = ?grace, "shutdown grace ran out; their claims are retried after their lease");
+    }
+    sessions::supervisor::hand_back(state).await;
+    state.stopping.late.cancel();
+    let left = grace
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
+    let busy = state
+        .tasks
+        .wait_stopped(&["updates", "commands", "sessions"], left)
+        .await;
+    if !busy.is_empty() {
+        tracing::warn!(tasks = ?busy, "reports still being applied at shutdown");
+    }
+    tracing::info!(took = ?started.elapsed(), "drained");
 }
 
 /// Builds the state from `cfg` and serves on `listener` until `shutdown`.

@@ -57,6 +57,10 @@ pub struct AppState {
     pub outbox: Arc<tokio::sync::Notify>,
     /// Where providers report receipts and inbound messages.
     pub updates: UpdateSink,
+    /// Commands to the instance that runs a session's connection.
+    pub commands: crate::events::commands::CommandBus,
+    /// Shutdown signals, in the order they fire.
+    pub stopping: Stopping,
     /// Group-commit writer for new messages.
     pub writer: MessageWriter,
     /// Sessions recently seen connected (spares the send path a read).
@@ -98,6 +102,15 @@ pub struct Overrides {
     pub webhook_transport: Option<Arc<dyn WebhookTransport>>,
 }
 
+/// Shutdown signals, in the order a graceful stop fires them.
+#[derive(Clone, Default)]
+pub struct Stopping {
+    /// Stop taking new work (claims, heartbeats) and finish what was started.
+    pub work: tokio_util::sync::CancellationToken,
+    /// After the connections closed: apply what they reported last, answer no more commands.
+    pub late: tokio_util::sync::CancellationToken,
+}
+
 impl AppState {
     /// Assembles the state from its parts; providers report message updates on `updates`.
     #[allow(clippy::too_many_arguments)]
@@ -110,6 +123,7 @@ impl AppState {
         bus: EventBus,
         overrides: Overrides,
         updates: UpdateSink,
+        commands: crate::events::commands::CommandBus,
     ) -> anyhow::Result<Self> {
         let per_minute = NonZeroU32::new(cfg.auth_rate_limit).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
@@ -150,6 +164,8 @@ impl AppState {
             media_staging,
             outbox: Arc::new(tokio::sync::Notify::new()),
             updates,
+            commands,
+            stopping: Stopping::default(),
             auth_limiter: limiter,
         })
     }

@@ -22,6 +22,8 @@ pub enum TaskState {
     Running,
     /// Panicked; waiting to be started again.
     Restarting,
+    /// Shutting down: finishing the work it had started.
+    Draining,
     /// Returned (its work is over, e.g. at shutdown).
     Stopped,
 }
@@ -60,7 +62,8 @@ impl Tasks {
     }
 
     /// Runs `make()` under supervision until it returns or `shutdown` is cancelled; a panic
-    /// is logged, and the task made anew after a pause.
+    /// is logged, and the task made anew after a pause. On shutdown the running task is
+    /// awaited: it must watch the same token, finish what it started and return.
     pub fn spawn<F, Fut>(
         &self,
         name: &'static str,
@@ -77,10 +80,14 @@ impl Tasks {
             let mut restarted = false;
             loop {
                 tasks.set(name, TaskState::Running, restarted);
-                let run = tokio::spawn(make());
+                let mut run = tokio::spawn(make());
                 let outcome = tokio::select! {
-                    r = run => r,
+                    r = &mut run => r,
                     () = shutdown.cancelled() => {
+                        tasks.set(name, TaskState::Draining, false);
+                        if let Err(e) = run.await && e.is_panic() {
+                            tracing::error!(task = name, "background task panicked while draining");
+                        }
                         tasks.set(name, TaskState::Stopped, false);
                         return;
                     }
@@ -115,6 +122,34 @@ impl Tasks {
                 restarted = true;
             }
         })
+    }
+}
+
+impl Tasks {
+    /// Waits up to `within` until every task named in `names` has stopped; the names still
+    /// running (or draining) then.
+    pub async fn wait_stopped(
+        &self,
+        names: &[&'static str],
+        within: Duration,
+    ) -> Vec<&'static str> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let snapshot = self.snapshot();
+            let busy: Vec<&'static str> = names
+                .iter()
+                .copied()
+                .filter(|n| {
+                    snapshot
+                        .get(n)
+                        .is_some_and(|(s, _)| *s != TaskState::Stopped)
+                })
+                .collect();
+            if busy.is_empty() || tokio::time::Instant::now() >= deadline {
+                return busy;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -143,7 +143,7 @@ async fn health_and_readiness() {
     assert_eq!(data["instance"], app.state.cfg.runtime.instance_id.as_str());
     assert_eq!(
         data["tasks"],
-        json!({"dispatcher": "ok", "sessions": "ok", "updates": "ok", "webhooks": "ok"})
+        json!({"commands": "ok", "dispatcher": "ok", "sessions": "ok", "updates": "ok", "webhooks": "ok"})
     );
     for k in ["instance", "tasks"] {
         data.as_object_mut().unwrap().remove(k);

@@ -173,5 +173,23 @@ async fn a_killed_owners_session_moves_to_a_survivor_and_its_messages_are_all_se
         let st = r["data"]["status"].as_str().unwrap_or("").to_owned();
         assert!(["sent", "delivered", "read"].contains(&st.as_str()), "{r}");
     }
+    // Counted by the provider: the sandbox records each message id it accepted in the
+    // session's device store, once per id on any instance; a second delivery of one id (two
+    // connections sending it) would write the entry again, raising its version.
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let conn = Database::connect(db.as_str()).await.unwrap();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n, COALESCE(MAX(version), 0) AS v FROM device_keys \
+             WHERE namespace = 'sandbox-sent'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let (sent, max_version): (i64, i64) =
+        (row.try_get("", "n").unwrap(), row.try_get("", "v").unwrap());
+    assert_eq!(sent, 1000, "every message was accepted by the provider");
+    assert_eq!(max_version, 1, "no message was delivered twice");
     eprintln!("failover: takeover {took_over:?} after kill -9");
 }

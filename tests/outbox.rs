@@ -11,13 +11,12 @@ use std::{
 
 use common::{Auth, TestApp};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wagate::{
     clock::{Clock, ManualClock},
     provider::{
-        ConnectRequest, OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind,
-        Providers, SendError, SentMessage, UpdateSink, sandbox::SandboxProvider,
+        Capabilities, Connection, Control, ControlReply, OutboundMessage, Provider, ProviderError,
+        ProviderKind, Providers, SendError, SentMessage, SessionContext, sandbox::SandboxProvider,
     },
 };
 
@@ -34,6 +33,8 @@ enum Script {
     FlakyTimes(u32),
     /// Always fail transiently.
     AlwaysDown,
+    /// Deliver after this many milliseconds.
+    Slow(u64),
 }
 
 /// The sandbox, counting every send attempt per message id.
@@ -43,27 +44,33 @@ struct Scripted {
     calls: Arc<Mutex<HashMap<Uuid, u32>>>,
 }
 
+/// A sandbox connection whose sends follow the script.
+struct ScriptedConnection {
+    inner: Arc<dyn Connection>,
+    script: Script,
+    calls: Arc<Mutex<HashMap<Uuid, u32>>>,
+}
+
 #[async_trait::async_trait]
 impl Provider for Scripted {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Sandbox
     }
-    async fn connect(
-        &self,
-        req: ConnectRequest,
-        events: tokio::sync::mpsc::Sender<ProviderEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ProviderError> {
-        self.inner.connect(req, events, cancel).await
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
-    async fn logout(&self, req: ConnectRequest) -> Result<(), ProviderError> {
-        self.inner.logout(req).await
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError> {
+        Ok(Arc::new(ScriptedConnection {
+            inner: self.inner.start(ctx).await?,
+            script: self.script,
+            calls: self.calls.clone(),
+        }))
     }
-    async fn send(
-        &self,
-        msg: OutboundMessage,
-        updates: UpdateSink,
-    ) -> Result<SentMessage, SendError> {
+}
+
+#[async_trait::async_trait]
+impl Connection for ScriptedConnection {
+    async fn send(&self, msg: OutboundMessage) -> Result<SentMessage, SendError> {
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.entry(msg.message_id).or_default();
@@ -71,12 +78,25 @@ impl Provider for Scripted {
             *n
         };
         match self.script {
-            Script::Deliver => self.inner.send(msg, updates).await,
+            Script::Deliver => self.inner.send(msg).await,
             Script::Hang => std::future::pending().await,
             Script::FlakyTimes(k) if n <= k => Err(SendError::Transient("socket closed".into())),
-            Script::FlakyTimes(_) => self.inner.send(msg, updates).await,
+            Script::FlakyTimes(_) => self.inner.send(msg).await,
             Script::AlwaysDown => Err(SendError::Transient("socket closed".into())),
+            Script::Slow(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                self.inner.send(msg).await
+            }
         }
+    }
+    async fn control(&self, command: Control) -> Result<ControlReply, ProviderError> {
+        self.inner.control(command).await
+    }
+    async fn logout(&self) -> Result<(), ProviderError> {
+        self.inner.logout().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
     }
 }
 
@@ -333,4 +353,59 @@ async fn two_dispatching_instances_send_each_message_once() {
     let calls = calls.lock().unwrap();
     assert_eq!(calls.len(), ids.len());
     assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_finishes_sends_in_flight_and_sends_nothing_twice() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut cfg = common::test_config(dir.path()).await;
+    cfg.runtime.shutdown_grace = Duration::from_secs(10);
+    let clock = ManualClock::default();
+    let slow = scripted(&cfg, &clock, Script::Slow(400), &calls);
+    let app = TestApp::start_with(cfg, dir, clock, Some(slow)).await;
+    let token = app.token("drain@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550205").await;
+    // Four chats, ten messages each: at most four sends are in flight at any time.
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let to = format!("91987654{:04}", 3000 + i % 4);
+        ids.push(
+            app.queue_text(&token, &session, &to, &format!("#{i}"))
+                .await,
+        );
+    }
+    for _ in 0..200 {
+        if !calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!calls.lock().unwrap().is_empty(), "sends started");
+    let (cfg, dir, clock) = app.stop().await;
+    let first_run: HashMap<Uuid, u32> = calls.lock().unwrap().clone();
+    assert!(
+        first_run.len() < ids.len(),
+        "the stop came while messages were still queued"
+    );
+
+    // The restarted gateway sends the rest; no message is handed to a provider twice.
+    let providers = scripted(&cfg, &clock, Script::Deliver, &calls);
+    let app = TestApp::start_with(cfg, dir, clock.clone(), Some(providers)).await;
+    app.wait_status(&token, &session, "connected").await;
+    for id in &ids {
+        let m = app
+            .wait_message(&token, id, "sent", |d| d["sentAt"].is_string())
+            .await;
+        let uuid = Uuid::parse_str(id).unwrap();
+        if first_run.contains_key(&uuid) {
+            // Finished and recorded during the stop: never claimed again.
+            assert_eq!(m["attempts"], 1, "{m}");
+        }
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), ids.len(), "every message was sent");
+    for (id, n) in &calls {
+        assert_eq!(*n, 1, "message {id} was handed to the provider {n} times");
+    }
 }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use common::{Auth, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use wagate::provider::{
-    ConnectRequest, Provider, ProviderError, ProviderEvent, ProviderKind, Providers,
+    Capabilities, Connection, OutboundMessage, Provider, ProviderError, ProviderEvent,
+    ProviderKind, Providers, SendError, SentMessage, SessionContext,
 };
 
 #[tokio::test]
@@ -493,31 +492,44 @@ struct Broken {
     refuse: bool,
 }
 
+/// The connection `Broken` hands out before it reports the failure.
+struct BrokenConnection;
+
+#[async_trait::async_trait]
+impl Connection for BrokenConnection {
+    async fn send(&self, _msg: OutboundMessage) -> Result<SentMessage, SendError> {
+        Err(SendError::Transient("not connected".into()))
+    }
+    async fn logout(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn close(&self) {}
+}
+
 #[async_trait::async_trait]
 impl Provider for Broken {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Sandbox
     }
 
-    async fn connect(
-        &self,
-        _req: ConnectRequest,
-        events: mpsc::Sender<ProviderEvent>,
-        _cancel: CancellationToken,
-    ) -> Result<(), ProviderError> {
-        if self.refuse {
-            return Err(ProviderError("upstream refused the connection".into()));
-        }
-        let _ = events
-            .send(ProviderEvent::Failed {
-                error: "device banned".into(),
-            })
-            .await;
-        Ok(())
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
     }
 
-    async fn logout(&self, _req: ConnectRequest) -> Result<(), ProviderError> {
-        Ok(())
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError> {
+        if self.refuse {
+            return Err(ProviderError::Unavailable(
+                "upstream refused the connection".into(),
+            ));
+        }
+        tokio::spawn(async move {
+            ctx.events
+                .report(ProviderEvent::Failed {
+                    error: "device banned".into(),
+                })
+                .await
+        });
+        Ok(Arc::new(BrokenConnection))
     }
 }
 
@@ -566,21 +578,25 @@ async fn provider_failures_are_502_and_failed() {
     }
 }
 
-#[tokio::test]
-async fn a_scan_on_another_instance_is_not_undone_by_the_old_qr_loop() {
+/// Two instances on one database and Redis, each with its own id; A runs the connections.
+async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
+    let url = common::redis_url_or_skip(test).await?;
     let a = TestApp::spawn_with(|c| {
-        // One code only: the next thing A's loop sends is "not scanned in time".
-        c.sandbox.qr_first_ttl = std::time::Duration::from_millis(2000);
-        c.sandbox.qr_rotations = 1;
+        c.redis_url = Some(url.clone().into());
+        c.runtime.instance_id = format!("a-{}", uuid::Uuid::new_v4().simple());
     })
     .await;
-    // Instance B shares A's database and configuration but has its own provider tasks.
-    let b = TestApp::start(
-        a.cfg.clone(),
-        Arc::new(tempfile::tempdir().unwrap()),
-        a.clock.clone(),
-    )
-    .await;
+    let mut cfg = a.cfg.clone();
+    cfg.runtime.instance_id = format!("b-{}", uuid::Uuid::new_v4().simple());
+    let b = TestApp::start(cfg, Arc::new(tempfile::tempdir().unwrap()), a.clock.clone()).await;
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn sandbox_controls_on_another_instance_reach_the_owners_connection() {
+    let Some((a, b)) = two_instances("sandbox_controls_on_another_instance").await else {
+        return;
+    };
     let token = a.token("two-runtimes@example.com").await;
     let id = a.create_session(&token, "split").await;
     let r = a
@@ -589,7 +605,10 @@ async fn a_scan_on_another_instance_is_not_undone_by_the_old_qr_loop() {
             Auth::Bearer(&token),
         )
         .await;
-    assert_eq!(r.body["data"]["status"], "qr_pending");
+    assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
+    let sid = uuid::Uuid::parse_str(&id).unwrap();
+    assert!(a.state.runtime.is_running(sid), "A runs the connection");
+    // The scan arrives at B; A's sandbox connection pairs, as a phone would pair with it.
     let r = b
         .post(
             &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
@@ -597,34 +616,87 @@ async fn a_scan_on_another_instance_is_not_undone_by_the_old_qr_loop() {
             json!({"phoneNumber": "919811122233"}),
         )
         .await;
-    let on_b = b
-        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
-        .await
-        .body;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
+    assert_eq!(r.body["data"]["phoneNumber"], "919811122233");
     assert_eq!(
-        r.body["data"]["status"], "connected",
-        "{} / {}",
-        r.body, on_b
+        r.body["data"]["ownerInstance"],
+        a.cfg.runtime.instance_id.as_str()
     );
-    // A's QR loop runs out and reports "not scanned in time"; that belongs to the superseded
-    // attempt and must change nothing. Wait until A's task has finished.
+    assert!(
+        !b.state.runtime.is_running(sid),
+        "B never opened a connection"
+    );
+    // A contact writes, through B: the message is stored by A's connection and answered.
+    let r = b
+        .post(
+            &format!("/api/v1/whatsapp/{id}/sandbox/inbound"),
+            Auth::Bearer(&token),
+            json!({"from": "+14155550123", "text": "hello over the bus"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["direction"], "inbound", "{}", r.body);
+    assert_eq!(r.body["data"]["text"], "hello over the bus");
+}
+
+#[tokio::test]
+async fn disconnect_and_logout_on_another_instance_close_the_owners_connection() {
+    let Some((a, b)) = two_instances("disconnect_on_another_instance").await else {
+        return;
+    };
+    let token = a.token("remote-stop@example.com").await;
+    let id = a.connected_session(&token, "+14155550199").await;
     let sid = uuid::Uuid::parse_str(&id).unwrap();
-    for _ in 0..400 {
-        if !a.state.runtime.is_running(sid) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    assert!(a.state.runtime.is_running(sid));
+    let r = b
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/disconnect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["message"], "Session disconnected", "{}", r.body);
+    assert_eq!(
+        b.wait_status(&token, &id, "disconnected").await["ownerInstance"],
+        json!(null)
+    );
+    // Closed by the command, before the disconnect answered (not at A's next heartbeat).
     assert!(
         !a.state.runtime.is_running(sid),
-        "A's stale task has stopped"
+        "A still runs the connection"
     );
+
+    // Reconnect (paired: no QR) on A, then log out through B: A's connection unlinks.
     let r = a
-        .get(
-            &format!("/api/v1/whatsapp/{id}/status"),
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
             Auth::Bearer(&token),
         )
         .await;
     assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
-    assert_eq!(r.body["data"]["phoneNumber"], "919811122233");
+    assert!(a.state.runtime.is_running(sid));
+    let r = b
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/logout"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        b.wait_status(&token, &id, "logged_out").await["phoneNumber"],
+        json!(null)
+    );
+    assert!(
+        !a.state.runtime.is_running(sid),
+        "A still runs the connection"
+    );
+    // The pairing is gone from the device store: the next connect shows a QR code.
+    let r = a
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
 }

@@ -6,6 +6,7 @@
 //! a per-tenant Redis channel and every instance fans them out to its own subscribers. The bus
 //! is for live updates only; work that must not be lost is kept in the database.
 
+pub mod commands;
 mod redis_backend;
 
 use std::{

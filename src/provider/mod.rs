@@ -1,20 +1,28 @@
 //! WhatsApp providers: the protocol side of a session, behind one trait.
 //!
-//! A provider only speaks its protocol and reports what happens as [`ProviderEvent`]s; the
+//! A provider is a factory of connections: [`Provider::start`] gets a [`SessionContext`]
+//! (the session, its settings, its device store, the media store and the sinks for events and
+//! message updates) and returns the live [`Connection`] that sends for that session. The
+//! provider only speaks its protocol and reports what happens as [`ProviderEvent`]s; the
 //! session service owns the state machine, persistence and live events. Three kinds fit:
 //! - `sandbox` (built in, the default): a simulator with real QR payloads and rotation;
-//! - `web`: WhatsApp Web multi-device (QR or pair-code login, device credentials persisted
-//!   per session through `Connected { credentials }` and handed back on reconnect);
-//! - `cloud`: Meta's Cloud API (no QR; credentials validated on connect, `Failed` otherwise).
+//! - `web`: WhatsApp Web multi-device (QR or pair-code login; its keys live in the device
+//!   store, written as the protocol changes them);
+//! - `cloud`: Meta's Cloud API (no QR; credentials in the session's settings, validated on
+//!   connect, `Failed` otherwise).
 
+pub mod connection;
 pub mod sandbox;
 pub mod store;
+
+pub use connection::{
+    Capabilities, Connection, Control, ControlReply, EventSink, Reported, SessionContext,
+};
 
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use crate::domain::ProviderKind;
@@ -33,12 +41,20 @@ pub enum ProviderEvent {
         /// End of validity.
         expires_at: DateTime<Utc>,
     },
-    /// Paired and online. `credentials` are persisted and passed back on the next connect.
+    /// Paired and online. The pairing itself lives in the session's device store.
     Connected {
         /// The linked phone number.
         phone: PhoneNumber,
-        /// Provider-specific pairing data.
-        credentials: serde_json::Value,
+    },
+    /// The connection dropped and is being re-established: attempt `attempt` (1 for the
+    /// first retry) starts after `retry_in`. Queued messages wait meanwhile.
+    Reconnecting {
+        /// Retry number, from 1.
+        attempt: u32,
+        /// Delay before this retry.
+        retry_in: std::time::Duration,
+        /// Why the connection dropped.
+        reason: String,
     },
     /// Offline, pairing kept (a later connect needs no QR).
     Disconnected {
@@ -57,21 +73,19 @@ pub enum ProviderEvent {
     },
 }
 
-/// What a provider needs to connect a session.
-#[derive(Clone, Debug)]
-pub struct ConnectRequest {
-    /// Owning tenant.
-    pub tenant_id: TenantId,
-    /// The session.
-    pub session_id: Uuid,
-    /// Credentials from an earlier pairing, if any.
-    pub credentials: Option<serde_json::Value>,
-}
-
 /// A provider failure reported synchronously.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ProviderError(pub String);
+#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum ProviderError {
+    /// The upstream service or connection failed (502 to a caller).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request does not fit the connection's current state (409 to a caller).
+    #[error("{0}")]
+    Refused(String),
+    /// This provider does not do that (400 to a caller).
+    #[error("{0}")]
+    Unsupported(String),
+}
 
 /// A file attached to an outbound message, held in the media store.
 #[derive(Clone, Debug)]
@@ -96,8 +110,6 @@ pub struct OutboundMessage {
     /// wagate's id of the message. A provider must treat it as an idempotency key: sending the
     /// same id twice (a retry after a crash) must not deliver twice.
     pub message_id: Uuid,
-    /// Pairing credentials of the session.
-    pub credentials: Option<serde_json::Value>,
     /// Recipient.
     pub to: PhoneNumber,
     /// What it carries.
@@ -171,53 +183,68 @@ pub struct InboundMessage {
     pub at: DateTime<Utc>,
 }
 
-/// Where providers report [`MessageUpdate`]s; the gateway applies them in the background.
+/// Where providers report [`MessageUpdate`]s. A report resolves once the gateway has stored
+/// it (committed, with the webhook deliveries it queues), so a transport acknowledges a
+/// message or receipt upstream only after that.
 #[derive(Clone, Debug)]
-pub struct UpdateSink(mpsc::Sender<MessageUpdate>);
+pub struct UpdateSink(mpsc::Sender<Reported<MessageUpdate>>);
 
 impl UpdateSink {
     /// A sink and the receiving end the gateway drains.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<MessageUpdate>) {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Reported<MessageUpdate>>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (Self(tx), rx)
     }
 
-    /// Reports an update (waits while the gateway is behind); false once the gateway stopped.
+    /// Reports an update and waits until it is stored: true when it was, false when it could
+    /// not be (the transport should let upstream deliver it again) or the gateway stopped.
     pub async fn report(&self, update: MessageUpdate) -> bool {
-        self.0.send(update).await.is_ok()
+        let (ack, stored) = oneshot::channel();
+        if self.0.send(Reported { item: update, ack }).await.is_err() {
+            return false;
+        }
+        stored.await.unwrap_or(false)
     }
 }
 
-/// The protocol side of sessions.
+/// The protocol side of sessions: a factory of live connections.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// The kind this provider implements.
     fn kind(&self) -> ProviderKind;
 
-    /// Starts connecting. Progress is reported on `events` until `cancel` fires, after which the
-    /// provider must close the connection and stop sending.
-    async fn connect(
-        &self,
-        req: ConnectRequest,
-        events: mpsc::Sender<ProviderEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ProviderError>;
+    /// What its connections can do.
+    fn capabilities(&self) -> Capabilities;
 
-    /// Forgets a pairing (unlinks the device where the protocol supports it).
-    async fn logout(&self, req: ConnectRequest) -> Result<(), ProviderError>;
+    /// Checks a session's provider settings at creation; per-field messages when invalid.
+    /// By default a provider takes no settings.
+    fn check_settings(&self, settings: &serde_json::Value) -> Result<(), Vec<(String, String)>> {
+        match settings {
+            serde_json::Value::Null => Ok(()),
+            serde_json::Value::Object(m) if m.is_empty() => Ok(()),
+            _ => Err(vec![(
+                self.kind().as_str().to_owned(),
+                format!("The {} provider takes no settings", self.kind().as_str()),
+            )]),
+        }
+    }
 
-    /// Sends one message. Receipts (and inbound messages) are reported later on `updates`.
-    /// Must be idempotent on `msg.message_id`.
-    async fn send(
-        &self,
-        msg: OutboundMessage,
-        updates: UpdateSink,
-    ) -> Result<SentMessage, SendError> {
-        let _ = (msg, updates);
-        Err(SendError::Permanent(format!(
-            "The {} provider cannot send messages",
-            self.kind().as_str()
-        )))
+    /// Setting names that are secrets: stored encrypted, never shown after creation.
+    fn secret_settings(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Opens a connection for a session. Progress is reported on `ctx.events` until
+    /// `ctx.cancel` fires, after which the connection must stop and send nothing more.
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError>;
+
+    /// Forgets a pairing while no connection runs (a logout of a disconnected session): by
+    /// default, clears the device store.
+    async fn forget(&self, store: &dyn store::DeviceStore) -> Result<(), ProviderError> {
+        store
+            .clear(None)
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))
     }
 }
 

@@ -1,32 +1,46 @@
 //! The sandbox provider: a WhatsApp simulator for development and tests.
 //!
-//! Connecting without credentials issues QR codes shaped like WhatsApp Web's
-//! (`<ref>,<noise key>,<identity key>,<adv secret>`), the first valid for `qr_first_ttl`, then
-//! a new one every `qr_ttl`, giving up after `qr_rotations` codes. Pairing is simulated by the
-//! sandbox scan endpoint; the pairing is persisted as credentials, so a reconnect (or a gateway
-//! restart) comes back online after `connect_delay` without a QR.
+//! A connection without a pairing in its device store issues QR codes shaped like WhatsApp
+//! Web's (`<ref>,<noise key>,<identity key>,<adv secret>`), the first valid for
+//! `qr_first_ttl`, then a new one every `qr_ttl`, giving up after `qr_rotations` codes. The
+//! sandbox scan endpoint plays the phone: it reaches the connection as a [`Control`], and the
+//! connection writes the pairing to its device store and reports `Connected`, as a real
+//! provider would. A paired connection (after a reconnect, a restart or a takeover by another
+//! instance) comes back online after `connect_delay` without a QR.
+//!
+//! Every accepted message id is recorded in the session's device store before its receipts
+//! start, so a send repeated under the same id (a retry after a crash, on any instance) is
+//! recognised and delivered once; the entry's version counts how often it was written.
 
 use std::{
-    collections::{HashMap, VecDeque},
-    sync::Mutex,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::{
-    ConnectRequest, MessageUpdate, OutboundMessage, Provider, ProviderError, ProviderEvent,
-    ProviderKind, SendError, SentMessage, UpdateSink,
+    Capabilities, Connection, Control, ControlReply, InboundMessage, MessageUpdate,
+    OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, SendError, SentMessage,
+    SessionContext, UpdateSink, store::DeviceStore,
 };
 use crate::{
     clock::Clock,
-    domain::{MessageKind, MessageStatus},
+    domain::{MessageKind, MessageStatus, ids::TenantId},
     phone::PhoneNumber,
 };
+
+/// Device store namespace of the pairing (`pairing/current`).
+pub const PAIRING_NS: &str = "sandbox-pairing";
+/// Device store namespace of accepted message ids (`sandbox-sent/<message id>`).
+pub const SENT_NS: &str = "sandbox-sent";
 
 /// Sandbox timings.
 #[derive(Clone, Debug)]
@@ -64,7 +78,7 @@ impl Default for SandboxConfig {
     }
 }
 
-/// What the sandbox persists for a paired session.
+/// What the sandbox keeps in the device store for a paired session.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxCredentials {
@@ -101,61 +115,29 @@ pub fn qr_payload() -> String {
     )
 }
 
-/// Messages the simulated network has accepted, by wagate message id (bounded, oldest
-/// forgotten first), so a re-sent message is recognised instead of delivered twice.
-#[derive(Default)]
-struct SentLog {
-    ids: HashMap<uuid::Uuid, String>,
-    order: VecDeque<uuid::Uuid>,
-}
-
-const SENT_LOG_CAPACITY: usize = 200_000;
-
-impl SentLog {
-    /// The provider id of an already-sent message, or records a new one.
-    fn record(&mut self, id: uuid::Uuid, provider_id: &str) -> Option<String> {
-        if let Some(existing) = self.ids.get(&id) {
-            return Some(existing.clone());
-        }
-        if self.order.len() >= SENT_LOG_CAPACITY
-            && let Some(old) = self.order.pop_front()
-        {
-            self.ids.remove(&old);
-        }
-        self.ids.insert(id, provider_id.to_owned());
-        self.order.push_back(id);
-        None
-    }
-}
-
 /// The simulator.
 pub struct SandboxProvider {
     cfg: SandboxConfig,
-    clock: std::sync::Arc<dyn Clock>,
-    sent: Mutex<SentLog>,
+    clock: Arc<dyn Clock>,
 }
 
 impl SandboxProvider {
     /// A sandbox with these timings.
-    pub fn new(cfg: SandboxConfig, clock: std::sync::Arc<dyn Clock>) -> Self {
-        Self {
-            cfg,
-            clock,
-            sent: Mutex::new(SentLog::default()),
-        }
+    pub fn new(cfg: SandboxConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { cfg, clock }
     }
 }
 
 /// The id the simulated network gives a message: derived from wagate's id (as WhatsApp Web
 /// clients choose their own message ids), so a retry carries the same id.
-pub fn provider_message_id(id: uuid::Uuid) -> String {
+pub fn provider_message_id(id: Uuid) -> String {
     format!("3EB0{}", id.simple()).to_uppercase()
 }
 
 /// Plays the recipient's side: `delivered`, then `read`, then `played` for audio.
 fn spawn_receipts(
     cfg: SandboxConfig,
-    clock: std::sync::Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     msg: &OutboundMessage,
     provider_id: String,
     updates: UpdateSink,
@@ -187,8 +169,38 @@ fn spawn_receipts(
     });
 }
 
-async fn send_or_stop(events: &mpsc::Sender<ProviderEvent>, ev: ProviderEvent) -> bool {
-    events.send(ev).await.is_ok()
+fn store_error(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Unavailable(format!("device store: {e}"))
+}
+
+async fn load_pairing(
+    store: &dyn DeviceStore,
+) -> Result<Option<(PhoneNumber, SandboxCredentials)>, ProviderError> {
+    let Some(v) = store
+        .get(PAIRING_NS, "current")
+        .await
+        .map_err(store_error)?
+    else {
+        return Ok(None);
+    };
+    let creds: SandboxCredentials = serde_json::from_slice(&v.value).map_err(store_error)?;
+    Ok(PhoneNumber::parse(&creds.phone).ok().map(|p| (p, creds)))
+}
+
+/// A scan waiting for the QR rotation: the phone, and where to answer.
+type Scan = (PhoneNumber, oneshot::Sender<Result<(), ProviderError>>);
+
+/// One sandbox session's connection.
+struct SandboxConnection {
+    cfg: SandboxConfig,
+    clock: Arc<dyn Clock>,
+    tenant: TenantId,
+    session: Uuid,
+    store: Arc<dyn DeviceStore>,
+    updates: UpdateSink,
+    cancel: tokio_util::sync::CancellationToken,
+    online: Arc<AtomicBool>,
+    scans: mpsc::Sender<Scan>,
 }
 
 #[async_trait::async_trait]
@@ -197,70 +209,136 @@ impl Provider for SandboxProvider {
         ProviderKind::Sandbox
     }
 
-    async fn connect(
-        &self,
-        req: ConnectRequest,
-        events: mpsc::Sender<ProviderEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ProviderError> {
-        let paired = req
-            .credentials
-            .and_then(|c| serde_json::from_value::<SandboxCredentials>(c).ok())
-            .and_then(|c| PhoneNumber::parse(&c.phone).ok().map(|p| (p, c)));
-        let cfg = self.cfg.clone();
-        let clock = self.clock.clone();
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            qr: true,
+            pair_code: false,
+            idempotent_send: true,
+            templates: false,
+        }
+    }
+
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError> {
+        let paired = load_pairing(ctx.store.as_ref()).await?;
+        let (scans, scan_rx) = mpsc::channel::<Scan>(1);
+        let conn = SandboxConnection {
+            cfg: self.cfg.clone(),
+            clock: self.clock.clone(),
+            tenant: ctx.tenant_id,
+            session: ctx.session_id,
+            store: ctx.store.clone(),
+            updates: ctx.updates.clone(),
+            cancel: ctx.cancel.clone(),
+            online: Arc::new(AtomicBool::new(false)),
+            scans,
+        };
+        let online = conn.online.clone();
+        let (cfg, clock) = (self.cfg.clone(), self.clock.clone());
         tokio::spawn(async move {
-            if let Some((phone, creds)) = paired {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(cfg.connect_delay) => {}
+            match paired {
+                Some((phone, _)) => {
+                    tokio::select! {
+                        () = ctx.cancel.cancelled() => return,
+                        () = tokio::time::sleep(cfg.connect_delay) => {}
+                    }
+                    online.store(true, Ordering::SeqCst);
+                    if !ctx.events.report(ProviderEvent::Connected { phone }).await {
+                        online.store(false, Ordering::SeqCst);
+                        return;
+                    }
                 }
-                let credentials = serde_json::to_value(creds).unwrap_or_default();
-                if send_or_stop(&events, ProviderEvent::Connected { phone, credentials }).await {
-                    // Online until told otherwise, like a real connection.
-                    cancel.cancelled().await;
-                }
-                return;
-            }
-            for i in 0..cfg.qr_rotations {
-                let ttl = if i == 0 { cfg.qr_first_ttl } else { cfg.qr_ttl };
-                let expires_at = clock.now() + chrono::Duration::from_std(ttl).unwrap_or_default();
-                if !send_or_stop(
-                    &events,
-                    ProviderEvent::Qr {
-                        code: qr_payload(),
-                        expires_at,
-                    },
-                )
-                .await
-                {
-                    return;
-                }
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(ttl) => {}
+                None => {
+                    if !show_qr(cfg, clock, &ctx, scan_rx, &online).await {
+                        return;
+                    }
                 }
             }
-            send_or_stop(
-                &events,
-                ProviderEvent::Disconnected {
-                    reason: "QR code was not scanned in time".into(),
-                },
-            )
-            .await;
+            // Online until told otherwise, like a real connection (the sinks stay open).
+            ctx.cancel.cancelled().await;
         });
-        Ok(())
+        Ok(Arc::new(conn))
     }
+}
 
-    async fn logout(&self, _req: ConnectRequest) -> Result<(), ProviderError> {
-        Ok(())
+/// Rotates QR codes until one is scanned (then pairs: true), the connection closes, or the
+/// codes run out.
+async fn show_qr(
+    cfg: SandboxConfig,
+    clock: Arc<dyn Clock>,
+    ctx: &SessionContext,
+    mut scans: mpsc::Receiver<Scan>,
+    online: &AtomicBool,
+) -> bool {
+    for i in 0..cfg.qr_rotations {
+        let ttl = if i == 0 { cfg.qr_first_ttl } else { cfg.qr_ttl };
+        let expires_at = clock.now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let qr = ProviderEvent::Qr {
+            code: qr_payload(),
+            expires_at,
+        };
+        if !ctx.events.report(qr).await {
+            return false;
+        }
+        let deadline = tokio::time::sleep(ttl);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = ctx.cancel.cancelled() => return false,
+                () = &mut deadline => break,
+                scan = scans.recv() => {
+                    let Some((phone, answer)) = scan else { return false };
+                    let paired = pair(ctx, &phone).await;
+                    let ok = paired.is_ok();
+                    if ok {
+                        online.store(true, Ordering::SeqCst);
+                    }
+                    let _ = answer.send(paired);
+                    if ok {
+                        return true;
+                    }
+                }
+            }
+        }
     }
+    let _ = ctx
+        .events
+        .report(ProviderEvent::Disconnected {
+            reason: "QR code was not scanned in time".into(),
+        })
+        .await;
+    false
+}
 
-    async fn send(
-        &self,
-        msg: OutboundMessage,
-        updates: UpdateSink,
-    ) -> Result<SentMessage, SendError> {
+/// Stores a new pairing for `phone` and reports the session connected.
+async fn pair(ctx: &SessionContext, phone: &PhoneNumber) -> Result<(), ProviderError> {
+    let creds = serde_json::to_vec(&SandboxCredentials::new(phone)).map_err(store_error)?;
+    ctx.store
+        .put(PAIRING_NS, "current", creds)
+        .await
+        .map_err(store_error)?;
+    if ctx
+        .events
+        .report(ProviderEvent::Connected {
+            phone: phone.clone(),
+        })
+        .await
+    {
+        Ok(())
+    } else {
+        Err(ProviderError::Refused(
+            "No QR code is waiting to be scanned".into(),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl Connection for SandboxConnection {
+    async fn send(&self, msg: OutboundMessage) -> Result<SentMessage, SendError> {
+        if !self.online.load(Ordering::SeqCst) || self.cancel.is_cancelled() {
+            return Err(SendError::Transient(
+                "The sandbox connection is not online".into(),
+            ));
+        }
         if self
             .cfg
             .not_on_whatsapp
@@ -272,29 +350,84 @@ impl Provider for SandboxProvider {
                 msg.to.e164()
             )));
         }
-        let provider_id = provider_message_id(msg.message_id);
-        let earlier = self
-            .sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(msg.message_id, &provider_id);
-        if let Some(provider_message_id) = earlier {
+        let key = msg.message_id.to_string();
+        let transient =
+            |e: super::store::StoreError| SendError::Transient(format!("device store: {e}"));
+        if let Some(earlier) = self.store.get(SENT_NS, &key).await.map_err(transient)? {
             // A retry of a message the network already has: acknowledge, deliver nothing.
             return Ok(SentMessage {
-                provider_message_id,
+                provider_message_id: String::from_utf8_lossy(&earlier.value).into_owned(),
             });
         }
+        let provider_id = provider_message_id(msg.message_id);
+        self.store
+            .put(SENT_NS, &key, provider_id.clone().into_bytes())
+            .await
+            .map_err(transient)?;
         if self.cfg.receipts {
             spawn_receipts(
                 self.cfg.clone(),
                 self.clock.clone(),
                 &msg,
                 provider_id.clone(),
-                updates,
+                self.updates.clone(),
             );
         }
         Ok(SentMessage {
             provider_message_id: provider_id,
         })
+    }
+
+    async fn control(&self, command: Control) -> Result<ControlReply, ProviderError> {
+        match command {
+            Control::SandboxScan { phone } => {
+                let phone = PhoneNumber::parse(&phone)
+                    .map_err(|e| ProviderError::Refused(e.to_string()))?;
+                let (answer, answered) = oneshot::channel();
+                let refused =
+                    || ProviderError::Refused("No QR code is waiting to be scanned".into());
+                self.scans
+                    .try_send((phone, answer))
+                    .map_err(|_| refused())?;
+                answered.await.map_err(|_| refused())??;
+                Ok(ControlReply::Done)
+            }
+            Control::SandboxInbound { from, text } => {
+                if !self.online.load(Ordering::SeqCst) || self.cancel.is_cancelled() {
+                    return Err(ProviderError::Refused("Session is not connected".into()));
+                }
+                let from =
+                    PhoneNumber::parse(&from).map_err(|e| ProviderError::Refused(e.to_string()))?;
+                let provider_message_id = format!("SBX{}", Uuid::new_v4().simple()).to_uppercase();
+                let msg = InboundMessage {
+                    tenant_id: self.tenant,
+                    session_id: self.session,
+                    provider_message_id: provider_message_id.clone(),
+                    from,
+                    kind: MessageKind::Text,
+                    body: Some(text),
+                    at: self.clock.now(),
+                };
+                if !self.updates.report(MessageUpdate::Inbound(msg)).await {
+                    return Err(ProviderError::Unavailable(
+                        "The inbound message could not be stored".into(),
+                    ));
+                }
+                Ok(ControlReply::Received {
+                    provider_message_id,
+                })
+            }
+        }
+    }
+
+    async fn logout(&self) -> Result<(), ProviderError> {
+        self.online.store(false, Ordering::SeqCst);
+        self.cancel.cancel();
+        self.store.clear(None).await.map_err(store_error)
+    }
+
+    async fn close(&self) {
+        self.online.store(false, Ordering::SeqCst);
+        self.cancel.cancel();
     }
 }

@@ -77,6 +77,8 @@ pub async fn test_config(dir: &std::path::Path) -> Config {
     cfg.messaging.dispatch.poll_interval = std::time::Duration::from_millis(50);
     cfg.webhooks.allow_private = true;
     cfg.webhooks.poll_interval = std::time::Duration::from_millis(50);
+    // A stop waits this long at most for sends a test provider never finishes.
+    cfg.runtime.shutdown_grace = std::time::Duration::from_secs(2);
     // Tests make many requests as one caller; the rate-limit tests turn limiting back on.
     cfg.limits.rate_per_minute = 0;
     if let Ok(base) = std::env::var("TEST_DATABASE_URL")

@@ -22,7 +22,7 @@ use super::{Location, MessageKind, MessageStatus, publish};
 use crate::{
     domain::ids::TenantId,
     phone::PhoneNumber,
-    provider::{OutboundMedia, OutboundMessage, ProviderKind, SendError},
+    provider::{OutboundMedia, OutboundMessage, SendError},
     repo,
     service::sessions::SessionStatus,
     state::AppState,
@@ -464,13 +464,17 @@ async fn try_send(
             session.status
         ))));
     }
-    let kind = ProviderKind::parse(&session.provider).unwrap_or(ProviderKind::Sandbox);
-    let provider = state.providers.get(kind).ok_or_else(|| {
-        refused(SendError::Transient(format!(
-            "Provider '{}' is not available",
-            kind.as_str()
-        )))
-    })?;
+    let Some(conn) = state.runtime.connection(m.session_id) else {
+        // Connected, but not here: its owner is being replaced (a takeover is under way) or
+        // the message was claimed in the moment ownership moved. It waits, uncounted.
+        return Err(Outcome::Defer(format!(
+            "{WAITING_FOR_SESSION} (its connection runs on {})",
+            session
+                .owner_instance
+                .as_deref()
+                .unwrap_or("no instance yet")
+        )));
+    };
     let to = PhoneNumber::parse(&m.phone).map_err(|_| {
         refused(SendError::Permanent(format!(
             "Invalid recipient {}",
@@ -490,10 +494,6 @@ async fn try_send(
         tenant_id: tenant,
         session_id: m.session_id,
         message_id: m.id,
-        credentials: session
-            .credentials
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok()),
         to,
         kind: MessageKind::parse(&m.kind).unwrap_or(MessageKind::Text),
         body: m.body.clone(),
@@ -504,8 +504,7 @@ async fn try_send(
             .and_then(|l| serde_json::from_str::<Location>(l).ok()),
     };
     let timeout = state.cfg.messaging.dispatch.send_timeout;
-    let send =
-        std::panic::AssertUnwindSafe(provider.send(msg, state.updates.clone())).catch_unwind();
+    let send = std::panic::AssertUnwindSafe(conn.send(msg)).catch_unwind();
     match tokio::time::timeout(timeout, send).await {
         Ok(Ok(Ok(sent))) => Ok(sent.provider_message_id),
         Ok(Ok(Err(e))) => Err(refused(e)),

@@ -1,10 +1,7 @@
 //! Media: streaming uploads into a staging file (hashed and size-checked as they arrive),
 //! type detection from the bytes, and the content-addressed store behind [`MediaStore`].
 
-use std::{
-    path::{Path, PathBuf},
-    pin::Pin,
-};
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -12,104 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::MessageKind;
 use crate::{config::MediaLimits, error::AppError};
 
-/// Where message media lives. The file-system store is built in; an object store can
-/// implement the same two operations.
-#[async_trait::async_trait]
-pub trait MediaStore: Send + Sync + 'static {
-    /// Moves a fully written local file into the store under `key` (content addresses make
-    /// this idempotent: an existing key is kept and the staged file dropped).
-    async fn put(&self, key: &str, staged: &Path) -> std::io::Result<()>;
-
-    /// Opens stored content: its length and a reader; `None` when the key is unknown.
-    async fn open(&self, key: &str) -> std::io::Result<Option<(u64, MediaReader)>>;
-
-    /// Removes uploads a crash left half-written, an hour or more ago (called at start-up).
-    async fn clear_staging(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A reader over stored media.
-pub type MediaReader = Pin<Box<dyn AsyncRead + Send>>;
-
-/// Media under a directory, as `<root>/<first two hex digits>/<sha256>`.
-pub struct FsMediaStore {
-    root: PathBuf,
-}
-
-impl FsMediaStore {
-    /// A store rooted at `root` (created on first use).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    /// Where uploads are written before they are complete.
-    pub fn staging_dir(&self) -> PathBuf {
-        self.root.join("staging")
-    }
-
-    fn path_of(&self, key: &str) -> Option<PathBuf> {
-        // Keys are SHA-256 hex digests; anything else never touches the file system.
-        (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| self.root.join(&key[..2]).join(key))
-    }
-}
-
-#[async_trait::async_trait]
-impl MediaStore for FsMediaStore {
-    async fn put(&self, key: &str, staged: &Path) -> std::io::Result<()> {
-        let dest = self
-            .path_of(key)
-            .ok_or_else(|| std::io::Error::other("invalid media key"))?;
-        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
-            let _ = tokio::fs::remove_file(staged).await;
-            return Ok(());
-        }
-        let dir = dest
-            .parent()
-            .ok_or_else(|| std::io::Error::other("media path has no parent"))?;
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::rename(staged, &dest).await?;
-        // The rename itself must survive a power cut, like the row that will point at it.
-        tokio::fs::File::open(dir).await?.sync_all().await
-    }
-
-    async fn clear_staging(&self) -> std::io::Result<()> {
-        // Only old files: another instance sharing the directory may be mid-upload.
-        let mut dir = match tokio::fs::read_dir(self.staging_dir()).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let hour = std::time::Duration::from_secs(3600);
-        while let Some(entry) = dir.next_entry().await? {
-            let old = entry
-                .metadata()
-                .await?
-                .modified()?
-                .elapsed()
-                .is_ok_and(|age| age > hour);
-            if old {
-                tokio::fs::remove_file(entry.path()).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn open(&self, key: &str) -> std::io::Result<Option<(u64, MediaReader)>> {
-        let Some(path) = self.path_of(key) else {
-            return Ok(None);
-        };
-        match tokio::fs::File::open(&path).await {
-            Ok(f) => {
-                let len = f.metadata().await?.len();
-                Ok(Some((len, Box::pin(f))))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
+pub use crate::media::{FsMediaStore, MediaReader, MediaStore};
 
 /// An upload written to the staging area, not yet in the store. Removed on drop unless
 /// committed.

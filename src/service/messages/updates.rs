@@ -4,14 +4,11 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{
-    Check, Direction, MAX_TEXT, MessageKind, MessageOutput, MessageStatus, output, publish,
-};
+use super::{Check, Direction, MAX_TEXT, MessageOutput, MessageStatus, output, publish};
 use crate::{
     auth::{Capability, Principal},
-    domain::ids::TenantId,
     error::{AppError, AppResult},
-    provider::{InboundMessage, MessageUpdate, ProviderKind},
+    provider::{Control, ControlReply, InboundMessage, MessageUpdate, ProviderKind, Reported},
     repo,
     service::sessions::SessionStatus,
     state::AppState,
@@ -89,8 +86,9 @@ async fn apply_status(
 }
 
 /// Applies a run of receipts in one transaction (one commit for the lot), then publishes
-/// the changes. If the transaction fails, they are applied one by one.
-async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
+/// the changes. If the transaction fails, they are applied one by one. Says, per receipt,
+/// whether it is stored.
+async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) -> Vec<bool> {
     let result = async {
         let _turn = state.bookkeeping.lock().await;
         let txn = repo::begin_bookkeeping(&state.db).await?;
@@ -106,14 +104,23 @@ async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) {
     }
     .await;
     match result {
-        Ok((events, enqueued)) => super::publish_committed(state, events, enqueued).await,
+        Ok((events, enqueued)) => {
+            super::publish_committed(state, events, enqueued).await;
+            vec![true; receipts.len()]
+        }
         Err(e) => {
             tracing::warn!(error = %e, "applying receipts together failed; applying them one by one");
+            let mut stored = Vec::with_capacity(receipts.len());
             for u in receipts {
-                if let Err(e) = apply_update(state, u).await {
-                    tracing::error!(error = %e, "applying a receipt failed");
+                match apply_update(state, u).await {
+                    Ok(()) => stored.push(true),
+                    Err(e) => {
+                        tracing::error!(error = %e, "applying a receipt failed");
+                        stored.push(false);
+                    }
                 }
             }
+            stored
         }
     }
 }
@@ -187,7 +194,9 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
     }
 }
 
-/// Sandbox only: a simulated contact writes to a connected sandbox session.
+/// Sandbox only: a simulated contact writes to a connected sandbox session. The message
+/// reaches the session's sandbox connection, which reports it like a real provider; the call
+/// answers once it is stored.
 pub async fn sandbox_inbound(
     state: &AppState,
     p: &Principal,
@@ -216,46 +225,98 @@ pub async fn sandbox_inbound(
             s.status
         )));
     }
-    let provider_message_id = format!("SBX{}", Uuid::new_v4().simple()).to_uppercase();
-    receive(
-        state,
-        InboundMessage {
-            tenant_id: TenantId(s.tenant_id),
-            session_id,
-            provider_message_id,
-            from,
-            kind: MessageKind::Text,
-            body: Some(text),
-            at: state.clock.now(),
-        },
+    let command = Control::SandboxInbound {
+        from: from.e164().to_owned(),
+        text,
+    };
+    let reply = crate::service::sessions::control(state, &s, command).await?;
+    let ControlReply::Received {
+        provider_message_id,
+    } = reply
+    else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "the sandbox answered an inbound message with {reply:?}"
+        )));
+    };
+    let id = repo::messages::find_by_provider_id(
+        &state.db,
+        p.tenant_id,
+        session_id,
+        Direction::Inbound.as_str(),
+        &provider_message_id,
     )
-    .await
+    .await?
+    .ok_or_else(|| AppError::internal(anyhow::anyhow!("a stored inbound message is missing")))?;
+    let m = repo::messages::get(&state.db, p.tenant_id, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Message not found".into()))?;
+    Ok(output(&m))
 }
 
 /// Most receipts applied in one commit (kept small: a batch holds SQLite's single connection).
 const UPDATE_BATCH: usize = 32;
 
 /// Applies provider reports until the channel closes (the gateway stops). Receipts that
-/// arrive together are applied together; inbound messages one by one, in order.
-pub async fn run_updates(state: AppState, rx: &mut mpsc::Receiver<MessageUpdate>) {
+/// arrive together are applied together; inbound messages one by one, in order. Each report
+/// is acknowledged once stored (or with false when it could not be). After `stop`, applies
+/// what is already waiting and returns.
+pub async fn run_updates(
+    state: AppState,
+    rx: &mut mpsc::Receiver<Reported<MessageUpdate>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut buf = Vec::with_capacity(UPDATE_BATCH);
-    while rx.recv_many(&mut buf, UPDATE_BATCH).await > 0 {
+    loop {
+        let got = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut buf, UPDATE_BATCH) => n,
+            () = stop.cancelled() => {
+                while buf.len() < UPDATE_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => buf.push(r),
+                        Err(_) => break,
+                    }
+                }
+                if buf.is_empty() {
+                    return;
+                }
+                buf.len()
+            }
+        };
+        if got == 0 {
+            return;
+        }
         let mut receipts = Vec::new();
-        for update in buf.drain(..) {
-            match update {
-                MessageUpdate::Status { .. } => receipts.push(update),
+        for reported in buf.drain(..) {
+            match reported.item {
+                MessageUpdate::Status { .. } => receipts.push((reported.item, reported.ack)),
                 MessageUpdate::Inbound(msg) => {
-                    if !receipts.is_empty() {
-                        apply_receipts(&state, std::mem::take(&mut receipts)).await;
-                    }
-                    if let Err(e) = receive(&state, msg).await {
-                        tracing::error!(error = %e, "storing an inbound message failed");
-                    }
+                    flush_receipts(&state, std::mem::take(&mut receipts)).await;
+                    let stored = match receive(&state, msg).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "storing an inbound message failed");
+                            false
+                        }
+                    };
+                    let _ = reported.ack.send(stored);
                 }
             }
         }
-        if !receipts.is_empty() {
-            apply_receipts(&state, receipts).await;
-        }
+        flush_receipts(&state, receipts).await;
+    }
+}
+
+async fn flush_receipts(
+    state: &AppState,
+    receipts: Vec<(MessageUpdate, tokio::sync::oneshot::Sender<bool>)>,
+) {
+    if receipts.is_empty() {
+        return;
+    }
+    let (updates, acks): (Vec<_>, Vec<_>) = receipts.into_iter().unzip();
+    let stored = apply_receipts(state, updates).await;
+    for (ack, ok) in acks.into_iter().zip(stored) {
+        let _ = ack.send(ok);
     }
 }

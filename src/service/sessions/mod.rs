@@ -4,8 +4,10 @@
 //! expected current status, so concurrent requests (or instances) cannot both win, and a
 //! provider task that lost the race learns so from its next event and stops.
 
+pub mod commands;
 pub mod registry;
 pub mod runtime;
+pub mod settings;
 pub mod supervisor;
 mod types;
 
@@ -22,7 +24,7 @@ use crate::{
     error::{AppError, AppResult},
     events::{DomainEvent, EventPayload, QrPayload, StatusPayload},
     phone::PhoneNumber,
-    provider::{ConnectRequest, ProviderKind, sandbox::SandboxCredentials},
+    provider::{Control, ProviderError, ProviderKind},
     qr,
     repo::{
         self,
@@ -207,17 +209,8 @@ pub async fn connect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Con
     }
     reload_and_publish(state, p.tenant_id, id, None).await?;
 
-    let credentials = s
-        .credentials
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
-    let req = ConnectRequest {
-        tenant_id: p.tenant_id,
-        session_id: id,
-        credentials,
-    };
-    runtime::start(state, kind, req, attempt, Some(first_tx)).await?;
+    runtime::start(state, kind, &s, attempt, Some(first_tx)).await?;
     let _ = tokio::time::timeout(CONNECT_WAIT, first_rx).await;
 
     let now_status = SessionStatus::parse(&load(state, p.tenant_id, id).await?.status);
@@ -282,22 +275,83 @@ pub async fn disconnect(state: &AppState, p: &Principal, id: Uuid) -> AppResult<
         reconnect_attempt: Some(0),
         ..Change::default()
     };
+    let owner = remote_owner(state, &s);
     end_by_user(state, &s, change).await?;
+    if let Some(owner) = owner {
+        stop_remote(state, &owner, &s).await;
+    }
     let m = reload_and_publish(state, p.tenant_id, id, Some("Disconnected by user".into())).await?;
     Ok(SessionOutput::from(&m))
 }
 
-async fn forget_pairing(state: &AppState, m: &entity::wa_session::Model) {
-    let kind = ProviderKind::parse(&m.provider).unwrap_or(ProviderKind::Sandbox);
-    if let (Some(provider), Some(creds)) = (state.providers.get(kind), m.credentials.as_deref()) {
-        let req = ConnectRequest {
-            tenant_id: TenantId(m.tenant_id),
-            session_id: m.id,
-            credentials: serde_json::from_str(creds).ok(),
-        };
-        if let Err(e) = provider.logout(req).await {
-            tracing::warn!(session = %m.id, error = %e, "provider logout failed; pairing dropped locally");
+/// The instance holding the session's connection under a live lease, unless it is this one.
+fn remote_owner(state: &AppState, s: &entity::wa_session::Model) -> Option<String> {
+    s.owner_instance
+        .as_deref()
+        .filter(|o| *o != state.cfg.runtime.instance_id)
+        .filter(|_| s.owner_lease_until.is_some_and(|u| u > state.clock.now()))
+        .map(str::to_owned)
+}
+
+/// Tells the instance that ran the session's connection (`owner`) to close it, right away
+/// rather than at its next heartbeat. Best effort: a missed command is caught by that
+/// heartbeat, which closes connections of sessions the instance no longer owns.
+async fn stop_remote(state: &AppState, owner: &str, s: &entity::wa_session::Model) {
+    let cmd = commands::SessionCommand {
+        session: s.id,
+        attempt: s.attempt_id,
+        action: commands::Action::Stop,
+    };
+    if let Err(e) = commands::send(state, owner, cmd).await {
+        tracing::warn!(session = %s.id, %owner, error = %e, "could not tell the owner to close the connection; it closes at its next heartbeat");
+    }
+}
+
+/// Unlinks the device: through the live connection (here, or on the instance that runs it),
+/// otherwise through the provider with the session's device store. The gateway forgets the
+/// pairing either way.
+async fn forget_pairing(
+    state: &AppState,
+    m: &entity::wa_session::Model,
+    conn: Option<std::sync::Arc<dyn crate::provider::Connection>>,
+    owner: Option<String>,
+) {
+    let result = match (conn, owner) {
+        (Some(conn), _) => conn.logout().await,
+        (None, Some(owner)) => {
+            let cmd = commands::SessionCommand {
+                session: m.id,
+                attempt: m.attempt_id,
+                action: commands::Action::Logout,
+            };
+            match commands::send(state, &owner, cmd).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    tracing::warn!(session = %m.id, %owner, error = %e, "the owner could not log out; forgetting the pairing here");
+                    forget_offline(state, m).await
+                }
+            }
         }
+        (None, None) => forget_offline(state, m).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(session = %m.id, error = %e, "provider logout failed; pairing dropped locally");
+    }
+}
+
+async fn forget_offline(
+    state: &AppState,
+    m: &entity::wa_session::Model,
+) -> Result<(), ProviderError> {
+    let kind = ProviderKind::parse(&m.provider).unwrap_or(ProviderKind::Sandbox);
+    let store = crate::service::device_store::DbDeviceStore::for_session(
+        state,
+        TenantId(m.tenant_id),
+        m.id,
+    );
+    match state.providers.get(kind) {
+        Some(provider) => provider.forget(&store).await,
+        None => Ok(()),
     }
 }
 
@@ -305,9 +359,11 @@ async fn forget_pairing(state: &AppState, m: &entity::wa_session::Model) {
 pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<SessionOutput> {
     p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
-    if !ACTIVE.contains(&s.status.as_str()) && s.credentials.is_none() {
+    if !ACTIVE.contains(&s.status.as_str()) && s.phone_number.is_none() {
         return Err(AppError::Conflict("Session is not paired".into()));
     }
+    let conn = state.runtime.connection(id);
+    let owner = remote_owner(state, &s);
     let change = Change {
         status: Some(SessionStatus::LoggedOut.as_str()),
         phone_number: Some(None),
@@ -319,7 +375,7 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
         ..Change::default()
     };
     end_by_user(state, &s, change).await?;
-    forget_pairing(state, &s).await;
+    forget_pairing(state, &s, conn, owner).await;
     let m = reload_and_publish(state, p.tenant_id, id, Some("Logged out by user".into())).await?;
     Ok(SessionOutput::from(&m))
 }
@@ -328,8 +384,10 @@ pub async fn logout(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Sess
 pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> {
     p.require(Capability::ManageSessions)?;
     let s = load(state, p.tenant_id, id).await?;
+    let conn = state.runtime.connection(id);
+    let owner = remote_owner(state, &s);
     state.runtime.stop(id);
-    forget_pairing(state, &s).await;
+    forget_pairing(state, &s, conn, owner).await;
     if !repo::sessions::delete(&state.db, p.tenant_id, id).await? {
         return Err(not_found());
     }
@@ -411,26 +469,39 @@ pub async fn sandbox_scan(
             "No QR code is waiting to be scanned".into(),
         ));
     }
-    let creds =
-        serde_json::to_value(SandboxCredentials::new(&phone)).map_err(AppError::internal)?;
-    // The pairing moves the session to a new attempt: whichever instance runs the QR rotation
-    // of the old one stops at its next event, whose compare-and-set now fails.
-    if !runtime::mark_connected(
-        state,
-        p.tenant_id,
-        id,
-        &[SessionStatus::QrPending.as_str()],
-        Owner::Attempt(s.attempt_id),
-        Some(Uuid::now_v7()),
-        &phone,
-        &creds,
-    )
-    .await?
-    {
-        return Err(AppError::Conflict(
-            "No QR code is waiting to be scanned".into(),
-        ));
-    }
-    state.runtime.stop_attempt(id, s.attempt_id);
+    let scan = Control::SandboxScan {
+        phone: phone.e164().to_owned(),
+    };
+    control(state, &s, scan).await?;
     Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
+}
+
+/// Runs a command on the session's live connection (the sandbox controls), on whichever
+/// instance runs it.
+pub(crate) async fn control(
+    state: &AppState,
+    s: &entity::wa_session::Model,
+    command: Control,
+) -> AppResult<crate::provider::ControlReply> {
+    if let Some(conn) = state.runtime.connection(s.id) {
+        return conn.control(command).await.map_err(provider_error);
+    }
+    let Some(owner) = remote_owner(state, s) else {
+        return Err(AppError::Conflict("Session has no live connection".into()));
+    };
+    let cmd = commands::SessionCommand {
+        session: s.id,
+        attempt: s.attempt_id,
+        action: commands::Action::Control { command },
+    };
+    commands::send(state, &owner, cmd).await
+}
+
+/// A provider's refusal as the caller's error.
+pub(crate) fn provider_error(e: ProviderError) -> AppError {
+    match e {
+        ProviderError::Refused(m) => AppError::Conflict(m),
+        ProviderError::Unsupported(m) => AppError::field("provider", m),
+        ProviderError::Unavailable(m) => AppError::WhatsAppUnavailable(m),
+    }
 }

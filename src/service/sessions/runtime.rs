@@ -1,6 +1,9 @@
 //! Provider tasks running in this process, and how their events change sessions.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{ACTIVE, SessionStatus, load, reload_and_publish};
@@ -9,67 +12,77 @@ use crate::{
     error::{AppError, AppResult},
     events::{DomainEvent, EventPayload, QrPayload},
     phone::PhoneNumber,
-    provider::{ConnectRequest, ProviderEvent, ProviderKind},
+    provider::{EventSink, ProviderEvent, ProviderKind, SessionContext},
     qr,
     repo::{
         self,
         sessions::{Change, Owner},
     },
+    service::device_store::DbDeviceStore,
     state::AppState,
 };
 
-/// Starts the provider for a session on behalf of connection attempt `attempt` (already
-/// written to the row) and applies its events until it stops. `first` is signalled once the
-/// first event has been applied.
+/// Attempts at writing one provider event before the connection is given up.
+const EVENT_WRITE_TRIES: u32 = 4;
+
+/// Opens the provider connection for a session on behalf of connection attempt `attempt`
+/// (already written to the row) and applies its events until it stops. `first` is signalled
+/// once the first event has been applied.
 pub async fn start(
     state: &AppState,
     kind: ProviderKind,
-    req: ConnectRequest,
+    session: &entity::wa_session::Model,
     attempt: Uuid,
     first: Option<oneshot::Sender<()>>,
 ) -> AppResult<()> {
     let provider = state.providers.get(kind).ok_or_else(|| {
         AppError::WhatsAppUnavailable(format!("Provider '{}' is not available", kind.as_str()))
     })?;
-    let (tenant, id) = (req.tenant_id, req.session_id);
+    let (tenant, id) = (TenantId(session.tenant_id), session.id);
     if state.runtime.is_closed() {
         return Err(AppError::WhatsAppUnavailable(
             "This instance is shutting down".into(),
         ));
     }
-    let cancel = state.runtime.register(id, attempt);
-    let (tx, mut rx) = mpsc::channel::<ProviderEvent>(16);
-    if let Err(e) = provider.connect(req, tx, cancel.clone()).await {
-        state.runtime.finished(id, attempt);
-        apply_event(
-            state,
-            tenant,
-            id,
-            attempt,
-            ProviderEvent::Failed { error: e.0.clone() },
-        )
-        .await?;
-        return Err(AppError::WhatsAppUnavailable(format!(
-            "Provider error: {e}"
-        )));
-    }
+    let cancel = CancellationToken::new();
+    let (events, mut rx) = EventSink::channel(16);
+    let ctx = SessionContext {
+        tenant_id: tenant,
+        session_id: id,
+        settings: super::settings::for_provider(state, session).await?,
+        store: Arc::new(DbDeviceStore::for_session(state, tenant, id)),
+        media: state.media.clone(),
+        events,
+        updates: state.updates.clone(),
+        cancel: cancel.clone(),
+    };
+    let conn = match provider.start(ctx).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let failed = ProviderEvent::Failed {
+                error: e.to_string(),
+            };
+            apply_event(state, tenant, id, attempt, failed).await?;
+            return Err(AppError::WhatsAppUnavailable(format!(
+                "Provider error: {e}"
+            )));
+        }
+    };
+    state
+        .runtime
+        .register(id, attempt, cancel.clone(), conn.clone());
     let state = state.clone();
     tokio::spawn(async move {
         let mut first = first;
         let mut ended = false;
         loop {
-            let ev = tokio::select! {
+            let reported = tokio::select! {
                 biased;
                 () = cancel.cancelled() => { ended = true; break }
                 ev = rx.recv() => match ev { Some(ev) => ev, None => break },
             };
-            let keep = match apply_event(&state, tenant, id, attempt, ev).await {
-                Ok(keep) => keep,
-                Err(e) => {
-                    tracing::error!(session = %id, error = %e, "applying a provider event failed");
-                    false
-                }
-            };
+            let keep = apply_with_retries(&state, tenant, id, attempt, reported.item).await;
+            let _ = reported.ack.send(keep);
             if let Some(tx) = first.take() {
                 let _ = tx.send(());
             }
@@ -79,21 +92,63 @@ pub async fn start(
                 break;
             }
         }
+        conn.close().await;
         if !ended {
             // The provider went away without a final word: the connection is gone.
             let closed = ProviderEvent::Disconnected {
                 reason: "The provider connection closed".into(),
             };
-            if let Err(e) = apply_event(&state, tenant, id, attempt, closed).await {
-                tracing::error!(session = %id, error = %e, "recording a closed provider connection failed");
-            }
+            apply_with_retries(&state, tenant, id, attempt, closed).await;
         }
         state.runtime.finished(id, attempt);
     });
     Ok(())
 }
 
-/// Marks a session connected (from one of `from`, owned by `owner`) with its pairing;
+/// Applies a provider event, retrying a failed write with backoff. When it cannot be written
+/// at all, the attempt ends `disconnected` (if even that fails, the lease lapses and the
+/// supervisor of some instance takes the session over): never a row stuck in a live status
+/// with nobody behind it. False when the connection should stop.
+async fn apply_with_retries(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+    attempt: Uuid,
+    ev: ProviderEvent,
+) -> bool {
+    let mut delay = std::time::Duration::from_millis(100);
+    for n in 1..=EVENT_WRITE_TRIES {
+        match apply_event(state, tenant, id, attempt, ev.clone()).await {
+            Ok(keep) => return keep,
+            Err(e) if n < EVENT_WRITE_TRIES => {
+                tracing::warn!(session = %id, error = %e, try_n = n, "applying a provider event failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "applying a provider event failed; ending the connection");
+            }
+        }
+    }
+    let reason = "The gateway could not record the connection's state".to_owned();
+    let owner = Owner::Attempt(Some(attempt));
+    let ended = end(
+        state,
+        tenant,
+        id,
+        owner,
+        SessionStatus::Disconnected,
+        &ACTIVE,
+        false,
+        reason,
+    );
+    if let Err(e) = ended.await {
+        tracing::error!(session = %id, error = %e, "could not end a connection whose events cannot be recorded");
+    }
+    false
+}
+
+/// Marks a session connected (from one of `from`, owned by `owner`) as `phone`;
 /// `new_attempt` hands ownership to another attempt. Publishes the change.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn mark_connected(
@@ -104,14 +159,15 @@ pub(crate) async fn mark_connected(
     owner: Owner,
     new_attempt: Option<Uuid>,
     phone: &PhoneNumber,
-    credentials: &serde_json::Value,
 ) -> AppResult<bool> {
     let before = load(state, tenant, id).await?;
     let now = state.clock.now();
     let change = Change {
         status: Some(SessionStatus::Connected.as_str()),
         phone_number: Some(Some(phone.digits().to_owned())),
-        credentials: Some(Some(credentials.to_string())),
+        // The pairing lives in the encrypted device store; clear any plaintext left by
+        // versions that kept it here.
+        credentials: Some(None),
         attempt_id: new_attempt.map(Some),
         qr: Some(None),
         last_error: Some(None),
@@ -193,19 +249,14 @@ pub async fn apply_event(
             crate::service::webhooks::emit(state, DomainEvent::new(tenant, id, now, payload)).await;
             Ok(true)
         }
-        ProviderEvent::Connected { phone, credentials } => {
-            mark_connected(
-                state,
-                tenant,
-                id,
-                &ACTIVE,
-                owner,
-                None,
-                &phone,
-                &credentials,
-            )
-            .await
+        ProviderEvent::Connected { phone } => {
+            mark_connected(state, tenant, id, &ACTIVE, owner, None, &phone).await
         }
+        ProviderEvent::Reconnecting {
+            attempt: n,
+            retry_in,
+            reason,
+        } => reconnecting(state, tenant, id, owner, n, retry_in, reason).await,
         ProviderEvent::Disconnected { reason } => {
             end(
                 state,
@@ -249,6 +300,39 @@ pub async fn apply_event(
             Ok(false)
         }
     }
+}
+
+/// The connection dropped and is being retried: `connecting` with the retry number; queued
+/// messages keep waiting.
+async fn reconnecting(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+    owner: Owner,
+    n: u32,
+    retry_in: std::time::Duration,
+    reason: String,
+) -> AppResult<bool> {
+    let change = Change {
+        status: Some(SessionStatus::Connecting.as_str()),
+        qr: Some(None),
+        last_error: Some(Some(reason.clone())),
+        reconnect_attempt: Some(i32::try_from(n).unwrap_or(i32::MAX)),
+        ..Change::default()
+    };
+    let now = state.clock.now();
+    if !repo::sessions::transition(&state.db, tenant, id, &ACTIVE, owner, change, now).await? {
+        return Ok(false);
+    }
+    tracing::info!(session = %id, attempt = n, retry_in = ?retry_in, %reason, "reconnecting");
+    let why = format!(
+        "Reconnecting (attempt {n}, in {}): {reason}",
+        humantime::format_duration(std::time::Duration::from_millis(
+            u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX)
+        ))
+    );
+    reload_and_publish(state, tenant, id, Some(why)).await?;
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]

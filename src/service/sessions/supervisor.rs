@@ -16,7 +16,6 @@ use super::{SessionStatus, reload_and_publish};
 use crate::{
     domain::{ProviderKind, ids::TenantId},
     error::AppResult,
-    provider::ConnectRequest,
     repo::session_leases,
     service::sessions::runtime,
     state::AppState,
@@ -123,13 +122,5 @@ async fn take_over(
     tracing::info!(session = %before.id, from = ?before.owner_instance, status = %before.status, "taking a session over");
     reload_and_publish(state, tenant, before.id, Some(reason)).await?;
     let kind = ProviderKind::parse(&before.provider).unwrap_or(ProviderKind::Sandbox);
-    let req = ConnectRequest {
-        tenant_id: tenant,
-        session_id: before.id,
-        credentials: before
-            .credentials
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok()),
-    };
-    runtime::start(state, kind, req, attempt, None).await
+    runtime::start(state, kind, &before, attempt, None).await
 }
