@@ -700,3 +700,133 @@ async fn disconnect_and_logout_on_another_instance_close_the_owners_connection()
         .await;
     assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
 }
+
+/// A provider with settings: `phoneNumberId` (public) and `accessToken` (secret). It keeps
+/// the settings each connection got.
+struct Configured {
+    seen: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Configured {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Cloud
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn check_settings(&self, s: &serde_json::Value) -> Result<(), Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        if !s["phoneNumberId"].is_string() {
+            errors.push(("phoneNumberId".into(), "phoneNumberId is required".into()));
+        }
+        if !s["accessToken"].is_string() {
+            errors.push(("accessToken".into(), "accessToken is required".into()));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+    fn secret_settings(&self) -> &'static [&'static str] {
+        &["accessToken"]
+    }
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError> {
+        self.seen.lock().unwrap().push(ctx.settings.clone());
+        Err(ProviderError::Unavailable("no network in this test".into()))
+    }
+}
+
+#[tokio::test]
+async fn provider_settings_are_checked_and_their_secrets_are_write_only() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let cfg = common::test_config(dir.path()).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clock: wagate::clock::ManualClock = Default::default();
+    let providers = Providers::default()
+        .with(Arc::new(wagate::provider::sandbox::SandboxProvider::new(
+            cfg.sandbox.clone(),
+            Arc::new(clock.clone()),
+        )))
+        .with(Arc::new(Configured { seen: seen.clone() }));
+    let app = TestApp::start_with(cfg, dir, clock, Some(providers)).await;
+    let token = app.token("settings@example.com").await;
+    let create = |body: serde_json::Value| app.post("/api/v1/whatsapp", Auth::Bearer(&token), body);
+
+    // Checked by the provider, per field.
+    let r = create(json!({"name": "c", "provider": "cloud", "cloud": {"phoneNumberId": 5}})).await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        r.body["errors"]["cloud.phoneNumberId"],
+        "phoneNumberId is required"
+    );
+    assert_eq!(
+        r.body["errors"]["cloud.accessToken"],
+        "accessToken is required"
+    );
+    // Settings of another provider, and settings the sandbox does not take.
+    let r = create(json!({"name": "s", "cloud": {"phoneNumberId": "1"}})).await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(
+        r.body["errors"]["cloud"]
+            .as_str()
+            .unwrap()
+            .contains("'sandbox'"),
+        "{}",
+        r.body
+    );
+    let r = create(json!({"name": "s", "sandbox": {"speed": "fast"}})).await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        r.body["errors"]["sandbox"],
+        "The sandbox provider takes no settings"
+    );
+    let r = create(json!({"name": "s", "sandbox": {}})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["data"]["settings"], json!(null));
+
+    // Accepted: the public part is shown, the secret never.
+    let secret = "EAAG-very-secret-token-123";
+    let r = create(json!({"name": "c", "provider": "cloud",
+        "cloud": {"phoneNumberId": "106540352242922", "accessToken": secret}}))
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["settings"],
+        json!({"phoneNumberId": "106540352242922"})
+    );
+    assert!(!r.body.to_string().contains(secret), "{}", r.body);
+    let id = r.body["data"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await;
+    let text = r.body.to_string();
+    assert!(
+        !text.contains(secret) && text.contains("106540352242922"),
+        "{text}"
+    );
+    // Encrypted at rest: the raw stored value does not contain it.
+    use sea_orm::EntityTrait;
+    let rows = entity::device_key::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|k| k.namespace == "provider-secrets" && k.key == "accessToken")
+        .expect("the secret is in the device store");
+    assert!(!String::from_utf8_lossy(&row.value).contains(secret));
+    // The provider gets it back, whole, when it connects.
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    r.assert_error(502, "WHATSAPP_UNAVAILABLE");
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        &json!({"phoneNumberId": "106540352242922", "accessToken": secret})
+    );
+}

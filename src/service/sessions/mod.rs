@@ -94,28 +94,49 @@ pub async fn create(
     p.require(Capability::ManageSessions)?;
     input.validate()?;
     let name = required_trimmed(&input.name, "name", NAME_REQUIRED)?;
-    let provider = input.provider.unwrap_or(state.cfg.provider);
-    if state.providers.get(provider).is_none() {
+    let kind = input.provider.unwrap_or(state.cfg.provider);
+    let Some(provider) = state.providers.get(kind) else {
         return Err(AppError::field(
             "provider",
             format!(
                 "Provider '{}' is not available on this gateway",
-                provider.as_str()
+                kind.as_str()
             ),
         ));
+    };
+    let mut given = None;
+    for (k, v) in input.settings() {
+        if k != kind {
+            return Err(AppError::field(
+                k.as_str(),
+                format!(
+                    "Settings for '{}' were given, but the session's provider is '{}'",
+                    k.as_str(),
+                    kind.as_str()
+                ),
+            ));
+        }
+        given = Some(v.clone());
     }
+    let split = settings::check(provider.as_ref(), given)?;
+    let public = split.public.as_ref().map(|v| v.to_string());
     let m = repo::sessions::insert(
         &state.db,
         p.tenant_id,
         repo::sessions::NewSession {
             name,
-            provider: provider.as_str(),
+            provider: kind.as_str(),
             status: SessionStatus::Disconnected.as_str(),
-            settings: None,
+            settings: public.as_deref(),
         },
         state.clock.now(),
     )
     .await?;
+    if let Err(e) = settings::store_secrets(state, p.tenant_id, m.id, split.secrets).await {
+        // Never leave a session whose secrets are missing.
+        let _ = repo::sessions::delete(&state.db, p.tenant_id, m.id).await;
+        return Err(e);
+    }
     Ok(SessionOutput::from(&m))
 }
 

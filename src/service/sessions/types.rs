@@ -25,6 +25,30 @@ pub struct CreateSessionInput {
     pub name: String,
     /// Provider; defaults to the gateway's `WAGATE_PROVIDER`.
     pub provider: Option<ProviderKind>,
+    /// Settings for the `sandbox` provider (it takes none: omit, or an empty object).
+    #[schema(value_type = Option<Object>)]
+    pub sandbox: Option<serde_json::Value>,
+    /// Settings for the `web` (WhatsApp Web) provider, checked by it.
+    #[schema(value_type = Option<Object>)]
+    pub web: Option<serde_json::Value>,
+    /// Settings for the `cloud` (Meta Cloud API) provider, checked by it. Its secrets (access
+    /// token, app secret) are stored encrypted and never shown again.
+    #[schema(value_type = Option<Object>)]
+    pub cloud: Option<serde_json::Value>,
+}
+
+impl CreateSessionInput {
+    /// The settings given, by the provider they are for.
+    pub fn settings(&self) -> Vec<(ProviderKind, &serde_json::Value)> {
+        [
+            (ProviderKind::Sandbox, &self.sandbox),
+            (ProviderKind::Web, &self.web),
+            (ProviderKind::Cloud, &self.cloud),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect()
+    }
 }
 
 /// A new name.
@@ -84,6 +108,9 @@ pub struct SessionOutput {
     pub owner_instance: Option<String>,
     /// Reconnect attempts of the current outage while `connecting` again; 0 otherwise.
     pub reconnect_attempt: i32,
+    /// The provider settings given at creation, without their secrets; null when none.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -163,6 +190,10 @@ impl From<&entity::wa_session::Model> for SessionOutput {
                 .clone()
                 .filter(|_| m.owner_lease_until.is_some()),
             reconnect_attempt: m.reconnect_attempt,
+            settings: m
+                .settings
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
