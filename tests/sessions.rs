@@ -830,3 +830,79 @@ async fn provider_settings_are_checked_and_their_secrets_are_write_only() {
         &json!({"phoneNumberId": "106540352242922", "accessToken": secret})
     );
 }
+
+/// The sandbox, with a handle on each connection's event sink so a test can play a dropped
+/// network and its recovery.
+struct Droppable {
+    inner: wagate::provider::sandbox::SandboxProvider,
+    sinks: Arc<std::sync::Mutex<Vec<wagate::provider::EventSink>>>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Droppable {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sandbox
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError> {
+        self.sinks.lock().unwrap().push(ctx.events.clone());
+        self.inner.start(ctx).await
+    }
+}
+
+#[tokio::test]
+async fn a_reconnecting_session_keeps_its_queued_messages_until_it_is_back() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let cfg = common::test_config(dir.path()).await;
+    let clock: wagate::clock::ManualClock = Default::default();
+    let sinks = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let providers = Providers::default().with(Arc::new(Droppable {
+        inner: wagate::provider::sandbox::SandboxProvider::new(
+            cfg.sandbox.clone(),
+            Arc::new(clock.clone()),
+        ),
+        sinks: sinks.clone(),
+    }));
+    let app = TestApp::start_with(cfg, dir, clock, Some(providers)).await;
+    let token = app.token("reconnect@example.com").await;
+    let id = app.connected_session(&token, "+14155550177").await;
+    let sink = sinks.lock().unwrap().last().unwrap().clone();
+
+    // The network drops; the connection retries in 2 s (its first retry).
+    let dropped = ProviderEvent::Reconnecting {
+        attempt: 1,
+        retry_in: std::time::Duration::from_secs(2),
+        reason: "stream closed".into(),
+    };
+    assert!(sink.report(dropped).await, "the connection goes on");
+    let s = app.wait_status(&token, &id, "connecting").await;
+    assert_eq!(s["reconnectAttempt"], 1, "{s}");
+    assert_eq!(s["lastError"], "stream closed", "{s}");
+    assert_eq!(s["phoneNumber"], "14155550177", "{s}");
+
+    // A send meanwhile is accepted and waits, queued, not failed.
+    let msg = app
+        .queue_text(&token, &id, "+919876543210", "while away")
+        .await;
+    let m = app
+        .wait_message(&token, &msg, "waiting", |d| {
+            d["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("Waiting for the session"))
+        })
+        .await;
+    assert_eq!(m["status"], "queued", "{m}");
+    assert_eq!(m["attempts"], 0, "{m}");
+
+    // Back online: the session is connected again and the message goes out.
+    let phone = wagate::phone::PhoneNumber::parse("+14155550177").unwrap();
+    assert!(sink.report(ProviderEvent::Connected { phone }).await);
+    let s = app.wait_status(&token, &id, "connected").await;
+    assert_eq!(s["reconnectAttempt"], 0, "{s}");
+    let m = app
+        .wait_message(&token, &msg, "sent", |d| d["sentAt"].is_string())
+        .await;
+    assert_eq!(m["attempts"], 1, "{m}");
+}
