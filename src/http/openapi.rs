@@ -113,14 +113,12 @@ fn refer(
     if ["properties", "enum", "allOf", "oneOf", "anyOf"]
         .iter()
         .any(|k| node.get(k).is_some())
-    {
-        if let Some((name, _)) = components
+        && let Some((name, _)) = components
             .iter()
             .find(|(name, schema)| Some(name) != own && schema == node)
-        {
-            *node = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
-            return;
-        }
+    {
+        *node = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
+        return;
     }
     for_children(node, &mut |child| refer(child, components, own));
 }
