@@ -33,8 +33,22 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let (record_tx, record_rx) = mpsc::channel(1024);
-    tokio::spawn(record_results(state.clone(), record_rx));
-    let chats = Chats(Arc::default(), record_tx);
+    let recorder = tokio::spawn(record_results(state.clone(), record_rx));
+    let chats = Chats(Arc::default(), record_tx, shutdown.clone());
+    claim_loop(&state, &shutdown, &permits, &chats).await;
+    // Drain: the chat workers finish the send they are in and give the rest back; once the
+    // last has gone, the recorder has written every result.
+    drop(chats);
+    let _ = recorder.await;
+}
+
+async fn claim_loop(
+    state: &AppState,
+    shutdown: &CancellationToken,
+    permits: &Arc<Semaphore>,
+    chats: &Chats,
+) {
+    let cfg = state.cfg.messaging.dispatch.clone();
     let mut backoff = cfg.poll_interval;
     loop {
         if shutdown.is_cancelled() {
@@ -88,7 +102,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                     Err(_) => return,
                 },
             };
-            chats.push(&state, m, permit);
+            chats.push(state, m, permit);
         }
     }
 }
@@ -107,6 +121,7 @@ type Work = (entity::message::Model, OwnedSemaphorePermit);
 struct Chats(
     Arc<Mutex<HashMap<ChatKey, mpsc::UnboundedSender<Work>>>>,
     mpsc::Sender<Record>,
+    CancellationToken,
 );
 
 impl Chats {
@@ -148,7 +163,21 @@ impl Chats {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             };
-            let record = dispatch_one(&state, first, &mut session).await;
+            let record = if self.2.is_cancelled() {
+                // Stopping: a claim not started yet goes back at once, uncounted, for the
+                // next owner instead of waiting out its lease.
+                let now = state.clock.now();
+                Record::Retry(
+                    TenantId(first.tenant_id),
+                    first.id,
+                    first.attempts,
+                    false,
+                    None,
+                    now,
+                )
+            } else {
+                dispatch_one(&state, first, &mut session).await
+            };
             if self.1.send(record).await.is_err() {
                 return;
             }
