@@ -302,3 +302,7 @@ pub fn output(m: &entity::message::Model) -> MessageOutput {
         failed_at: m.failed_at,
     }
 }
+
+/// The error a message carries while it waits for its session to (re)connect; when the
+/// session is back, such messages are made due at once.
+pub const WAITING_FOR_SESSION: &str = "Waiting for the session to connect";

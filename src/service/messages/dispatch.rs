@@ -20,11 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Location, MessageKind, MessageStatus, publish};
 use crate::{
-    domain::ids::TenantId,
+    domain::{SessionStatus, ids::TenantId},
     phone::PhoneNumber,
     provider::{OutboundMedia, OutboundMessage, SendError},
     repo,
-    service::sessions::SessionStatus,
     state::AppState,
 };
 
@@ -203,9 +202,7 @@ pub fn backoff_delay(attempts: i32, base: Duration, max: Duration) -> Duration {
     raw.mul_f64(1.0 + jitter).min(max)
 }
 
-/// The error a message carries while it waits for its session to (re)connect; when the
-/// session is back, such messages are made due at once.
-pub const WAITING_FOR_SESSION: &str = "Waiting for the session to connect";
+pub use crate::domain::message::WAITING_FOR_SESSION;
 
 /// How one attempt ended.
 enum Outcome {

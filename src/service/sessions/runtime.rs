@@ -190,7 +190,7 @@ pub(crate) async fn mark_connected(
     }
     tracing::info!(session = %id, phone = %phone, "session connected");
     // Sends that waited for the session go out now, not at their next scheduled look.
-    let waiting = crate::service::messages::dispatch::WAITING_FOR_SESSION;
+    let waiting = crate::domain::message::WAITING_FOR_SESSION;
     match repo::messages::release_waiting(&state.db, tenant, id, waiting, now).await {
         Ok(n) if n > 0 => state.outbox.notify_one(),
         Ok(_) => {}
