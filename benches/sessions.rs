@@ -11,7 +11,7 @@
 //!   time for the renewal statement is printed too (from `pg_stat_statements` if present,
 //!   else not).
 //!
-//! `cargo bench --bench sessions`
+//! `cargo bench --bench sessions` (`SESSIONS_ONLY=sqlite` or `postgres` for one database)
 
 mod support;
 
@@ -59,7 +59,7 @@ async fn connect_many(c: &reqwest::Client, base: &str, token: &str, from: usize,
                 c,
                 format!("http://{base}/api/v1/whatsapp/{id}/sandbox/scan"),
                 token,
-                json!({"phoneNumber": format!("+1415{:07}", i)}),
+                json!({"phoneNumber": support::phone(i)}),
             )
             .await;
             assert_eq!(r["data"]["status"], "connected", "{r}");
@@ -111,7 +111,14 @@ async fn run(label: &str, env: &[(&str, &str)]) {
 
 #[tokio::main]
 async fn main() {
-    run("sqlite", &[]).await;
+    // `SESSIONS_ONLY=sqlite` or `postgres` runs one database only.
+    let only = std::env::var("SESSIONS_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        run("sqlite", &[]).await;
+    }
+    if only == "sqlite" {
+        return;
+    }
     let pg = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let Ok(conn) = sea_orm::Database::connect(&pg).await else {

@@ -74,9 +74,13 @@ pub async fn hand_back(state: &AppState) {
 
 /// One heartbeat; returns how many sessions it claimed.
 async fn round(state: &AppState, me: &str) -> AppResult<usize> {
+    // Connections registered before the renewal: each one's row named this instance before
+    // it started, so the renewal sees it unless the session moved on. (A connection started
+    // during the renewal is not judged by it.)
+    let running = state.runtime.snapshot();
     let owned = session_leases::heartbeat(&state.db, me, lease_until(state)).await?;
     let owned: HashSet<(uuid::Uuid, Option<uuid::Uuid>)> = owned.into_iter().collect();
-    for (id, attempt) in state.runtime.snapshot() {
+    for (id, attempt) in running {
         if !owned.contains(&(id, Some(attempt))) {
             tracing::info!(session = %id, "no longer the owner of this session; closing its connection here");
             state.runtime.stop_attempt(id, Some(attempt));
