@@ -38,6 +38,11 @@ async fn start(name: &str, db: &str, redis: Option<&str>) -> Server {
                 "WAGATE_JWT_SECRET",
                 "failover-bench-secret-of-at-least-32-bytes",
             ),
+            // One key for all instances: each has its own data directory.
+            (
+                "WAGATE_ENCRYPTION_KEY",
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            ),
         ],
     )
     .await
