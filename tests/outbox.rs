@@ -295,10 +295,11 @@ async fn concurrent_claims_never_overlap() {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let db = app.state.db.clone();
+        let me = app.state.cfg.runtime.instance_id.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = wagate::repo::messages::claim_due(&db, now, lease, 7)
+                let batch = wagate::repo::messages::claim_due(&db, now, lease, 7, &me)
                     .await
                     .unwrap();
                 if batch.is_empty() {
@@ -408,4 +409,41 @@ async fn a_graceful_stop_finishes_sends_in_flight_and_sends_nothing_twice() {
     for (id, n) in &calls {
         assert_eq!(*n, 1, "message {id} was handed to the provider {n} times");
     }
+}
+
+#[tokio::test]
+async fn only_the_owner_claims_its_sessions_messages() {
+    let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
+    let token = app.token("owner@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550206").await;
+    let id = app.queue_text(&token, &session, TO, "mine").await;
+    let me = app.state.cfg.runtime.instance_id.clone();
+    let now = app.state.clock.now();
+    let lease = now + chrono::Duration::seconds(60);
+    let db = &app.state.db;
+    // This instance owns the session (its connection runs here): a peer claims nothing.
+    let peer = wagate::repo::messages::claim_due(db, now, lease, 10, "peer-instance")
+        .await
+        .unwrap();
+    assert!(
+        peer.is_empty(),
+        "a peer claimed a message of a session it does not own"
+    );
+    let s = app
+        .get(&format!("/api/v1/whatsapp/{session}"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(s.body["data"]["ownerInstance"], me.as_str());
+    // Once this instance's lease has lapsed (it was killed), the peer may claim it.
+    let later = now + chrono::Duration::seconds(120);
+    let peer = wagate::repo::messages::claim_due(
+        db,
+        later,
+        later + chrono::Duration::seconds(60),
+        10,
+        "peer-instance",
+    )
+    .await
+    .unwrap();
+    assert_eq!(peer.len(), 1);
+    assert_eq!(peer[0].id.to_string(), id);
 }

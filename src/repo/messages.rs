@@ -112,32 +112,46 @@ pub async fn list(
 /// dispatcher's job), counting an attempt on each. On PostgreSQL rows locked by another
 /// dispatcher are skipped (`FOR UPDATE SKIP LOCKED`), so concurrent dispatchers never claim
 /// the same message; a claim whose lease ran out (its dispatcher died) is claimed again.
+///
+/// Only the instance `instance` may send through a session it owns: messages of a session
+/// another instance holds under a live lease are left to that instance (messages of sessions
+/// nobody holds are claimed, to wait for their session or fail).
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u64,
+    instance: &str,
 ) -> Result<Vec<message::Model>, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
             "UPDATE messages SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM messages \
-               WHERE status = 'queued' AND next_attempt_at <= $2 \
-                 AND (lease_until IS NULL OR lease_until <= $2) \
-               ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             WHERE id IN (SELECT m.id FROM messages m \
+               WHERE m.status = 'queued' AND m.next_attempt_at <= $2 \
+                 AND (m.lease_until IS NULL OR m.lease_until <= $2) \
+                 AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = m.session_id \
+                   AND s.owner_instance <> $4 AND s.owner_lease_until > $2) \
+               ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE OF m SKIP LOCKED) \
              RETURNING *"
         }
         _ => {
             "UPDATE messages SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
-             WHERE id IN (SELECT id FROM messages \
-               WHERE status = 'queued' AND next_attempt_at <= ?2 \
-                 AND (lease_until IS NULL OR lease_until <= ?2) \
-               ORDER BY next_attempt_at, id LIMIT ?3) \
+             WHERE id IN (SELECT m.id FROM messages m \
+               WHERE m.status = 'queued' AND m.next_attempt_at <= ?2 \
+                 AND (m.lease_until IS NULL OR m.lease_until <= ?2) \
+                 AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = m.session_id \
+                   AND s.owner_instance <> ?4 AND s.owner_lease_until > ?2) \
+               ORDER BY m.next_attempt_at, m.id LIMIT ?3) \
              RETURNING *"
         }
     };
-    let values: Vec<Value> = vec![lease_until.into(), now.into(), (limit as i64).into()];
+    let values: Vec<Value> = vec![
+        lease_until.into(),
+        now.into(),
+        (limit as i64).into(),
+        instance.into(),
+    ];
     let mut rows = message::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(db)

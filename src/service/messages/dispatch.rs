@@ -68,6 +68,7 @@ async fn claim_loop(
             now,
             after(now, cfg.lease),
             free.min(cfg.batch),
+            &state.cfg.runtime.instance_id,
         )
         .await
         {
