@@ -35,6 +35,8 @@ enum Script {
     AlwaysDown,
     /// Deliver after this many milliseconds.
     Slow(u64),
+    /// Fail the first attempt of about a third of the messages (chosen by id) transiently.
+    FlakyThird,
 }
 
 /// The sandbox, counting every send attempt per message id.
@@ -42,6 +44,7 @@ struct Scripted {
     inner: SandboxProvider,
     script: Script,
     calls: Arc<Mutex<HashMap<Uuid, u32>>>,
+    sent: Arc<Mutex<Vec<Uuid>>>,
 }
 
 /// A sandbox connection whose sends follow the script.
@@ -49,6 +52,8 @@ struct ScriptedConnection {
     inner: Arc<dyn Connection>,
     script: Script,
     calls: Arc<Mutex<HashMap<Uuid, u32>>>,
+    /// Every accepted send, in the order the provider accepted them.
+    sent: Arc<Mutex<Vec<Uuid>>>,
 }
 
 #[async_trait::async_trait]
@@ -64,6 +69,7 @@ impl Provider for Scripted {
             inner: self.inner.start(ctx).await?,
             script: self.script,
             calls: self.calls.clone(),
+            sent: self.sent.clone(),
         }))
     }
 }
@@ -71,6 +77,26 @@ impl Provider for Scripted {
 #[async_trait::async_trait]
 impl Connection for ScriptedConnection {
     async fn send(&self, msg: OutboundMessage) -> Result<SentMessage, SendError> {
+        let id = msg.message_id;
+        let sent = self.attempt(msg).await;
+        if sent.is_ok() {
+            self.sent.lock().unwrap().push(id);
+        }
+        sent
+    }
+    async fn control(&self, command: Control) -> Result<ControlReply, ProviderError> {
+        self.inner.control(command).await
+    }
+    async fn logout(&self) -> Result<(), ProviderError> {
+        self.inner.logout().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+impl ScriptedConnection {
+    async fn attempt(&self, msg: OutboundMessage) -> Result<SentMessage, SendError> {
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.entry(msg.message_id).or_default();
@@ -87,17 +113,17 @@ impl Connection for ScriptedConnection {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 self.inner.send(msg).await
             }
+            Script::FlakyThird if n == 1 && flaky(msg.message_id) => {
+                Err(SendError::Transient("socket closed".into()))
+            }
+            Script::FlakyThird => self.inner.send(msg).await,
         }
     }
-    async fn control(&self, command: Control) -> Result<ControlReply, ProviderError> {
-        self.inner.control(command).await
-    }
-    async fn logout(&self) -> Result<(), ProviderError> {
-        self.inner.logout().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
+}
+
+/// The messages [`Script::FlakyThird`] fails once.
+fn flaky(id: Uuid) -> bool {
+    id.as_u128().is_multiple_of(3)
 }
 
 fn scripted(
@@ -106,11 +132,23 @@ fn scripted(
     script: Script,
     calls: &Arc<Mutex<HashMap<Uuid, u32>>>,
 ) -> Providers {
+    scripted_logged(app_cfg, clock, script, calls, &Arc::default())
+}
+
+/// [`scripted`], also logging accepted sends in order to `sent`.
+fn scripted_logged(
+    app_cfg: &wagate::config::Config,
+    clock: &ManualClock,
+    script: Script,
+    calls: &Arc<Mutex<HashMap<Uuid, u32>>>,
+    sent: &Arc<Mutex<Vec<Uuid>>>,
+) -> Providers {
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     Providers::default().with(Arc::new(Scripted {
         inner: SandboxProvider::new(app_cfg.sandbox.clone(), clock),
         script,
         calls: calls.clone(),
+        sent: sent.clone(),
     }))
 }
 
@@ -281,14 +319,17 @@ async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
 
 #[tokio::test]
 async fn concurrent_claims_never_overlap() {
-    // Many claimers race over one queue (on PostgreSQL: separate connections using
-    // FOR UPDATE SKIP LOCKED); every message is claimed exactly once.
+    // Many claimers race over one queue of twelve chats (on PostgreSQL: separate connections
+    // using FOR UPDATE SKIP LOCKED); every message is claimed exactly once, and a chat's
+    // messages only by the claimer holding its oldest one, in order.
     let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
     let token = app.token("race@outbox.test").await;
     let session = app.connected_session(&token, "+14155550204").await;
-    let mut ids = HashSet::new();
+    let mut ids = Vec::new();
     for i in 0..120 {
-        ids.insert(app.queue_text(&token, &session, TO, &format!("{i}")).await);
+        let to = format!("91987654{:04}", 2000 + i % 12);
+        let id = app.queue_text(&token, &session, &to, &format!("{i}")).await;
+        ids.push(Uuid::parse_str(&id).unwrap());
     }
     let now = app.state.clock.now();
     let lease = now + chrono::Duration::seconds(60);
@@ -299,23 +340,106 @@ async fn concurrent_claims_never_overlap() {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = wagate::repo::messages::claim_due(&db, now, lease, 7, &me)
+                let runs = wagate::repo::message_claims::claim_due(&db, now, lease, 7, &me)
                     .await
                     .unwrap();
-                if batch.is_empty() {
+                if runs.is_empty() {
                     return mine;
                 }
-                mine.extend(batch.into_iter().map(|m| m.id.to_string()));
+                mine.extend(runs);
             }
         }));
     }
-    let mut seen = HashSet::new();
+    let mut runs = Vec::new();
     for t in tasks {
-        for id in t.await.unwrap() {
-            assert!(seen.insert(id.clone()), "{id} claimed twice");
+        runs.extend(t.await.unwrap());
+    }
+    // Nothing was sent, so each chat's head stays claimed: one run per chat, all of it.
+    assert_eq!(runs.len(), 12, "one run per chat");
+    let mut seen = HashSet::new();
+    for run in &runs {
+        assert!(
+            run.iter().all(|m| m.phone == run[0].phone),
+            "a run is one chat"
+        );
+        let chat: Vec<Uuid> = ids
+            .iter()
+            .zip(0..)
+            .filter(|(_, i)| format!("91987654{:04}", 2000 + i % 12) == run[0].phone)
+            .map(|(id, _)| *id)
+            .collect();
+        let got: Vec<Uuid> = run.iter().map(|m| m.id).collect();
+        assert_eq!(got, chat, "the whole chat, oldest first");
+        for m in run {
+            assert!(seen.insert(m.id), "{} claimed twice", m.id);
+            assert_eq!(m.attempts, 1);
         }
     }
-    assert_eq!(seen, ids);
+    assert_eq!(seen, ids.iter().copied().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn each_chat_is_sent_in_order_under_transient_failures() {
+    // A third of the messages fail their first attempt. A failed message goes back to wait
+    // for its retry, and the messages behind it in its chat wait with it (uncounted) instead
+    // of overtaking it.
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut cfg = common::test_config(dir.path()).await;
+    cfg.messaging.dispatch.batch = 3;
+    cfg.messaging.dispatch.concurrency = 3;
+    cfg.messaging.dispatch.backoff_base = Duration::from_secs(1);
+    cfg.messaging.dispatch.backoff_max = Duration::from_secs(2);
+    // The clock moves in steps below; no claim may run out meanwhile (that would be a resend).
+    cfg.messaging.dispatch.lease = Duration::from_secs(3600);
+    let clock = ManualClock::default();
+    let flaky_provider = scripted_logged(&cfg, &clock, Script::FlakyThird, &calls, &sent);
+    let app = TestApp::start_with(cfg, dir, clock.clone(), Some(flaky_provider)).await;
+    let token = app.token("order@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550207").await;
+    let mut chats: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for i in 0..48 {
+        let to = format!("91987654{:04}", 4000 + i % 4);
+        let id = app
+            .queue_text(&token, &session, &to, &format!("#{i}"))
+            .await;
+        chats
+            .entry(to)
+            .or_default()
+            .push(Uuid::parse_str(&id).unwrap());
+    }
+    let all: Vec<Uuid> = chats.values().flatten().copied().collect();
+    assert!(all.iter().any(|id| flaky(*id)), "some message fails once");
+    for _ in 0..400 {
+        if sent.lock().unwrap().len() >= all.len() {
+            break;
+        }
+        clock.advance(chrono::Duration::seconds(3));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), all.len(), "every message was accepted once");
+    for (to, queued) in &chats {
+        let order: Vec<Uuid> = sent
+            .iter()
+            .filter(|id| queued.contains(id))
+            .copied()
+            .collect();
+        assert_eq!(
+            &order, queued,
+            "chat {to} was sent in the order it was queued"
+        );
+    }
+    for id in &all {
+        let m = app
+            .wait_message(&token, &id.to_string(), "sent", |d| d["sentAt"].is_string())
+            .await;
+        // Only the provider's refusal counts as an attempt; being given back does not.
+        let expected = if flaky(*id) { 2 } else { 1 };
+        assert_eq!(m["attempts"], expected, "{m}");
+        assert_eq!(calls.lock().unwrap()[id], expected as u32, "{m}");
+    }
 }
 
 #[tokio::test]
@@ -422,7 +546,7 @@ async fn only_the_owner_claims_its_sessions_messages() {
     let lease = now + chrono::Duration::seconds(60);
     let db = &app.state.db;
     // This instance owns the session (its connection runs here): a peer claims nothing.
-    let peer = wagate::repo::messages::claim_due(db, now, lease, 10, "peer-instance")
+    let peer = wagate::repo::message_claims::claim_due(db, now, lease, 10, "peer-instance")
         .await
         .unwrap();
     assert!(
@@ -435,7 +559,7 @@ async fn only_the_owner_claims_its_sessions_messages() {
     assert_eq!(s.body["data"]["ownerInstance"], me.as_str());
     // Once this instance's lease has lapsed (it was killed), the peer may claim it.
     let later = now + chrono::Duration::seconds(120);
-    let peer = wagate::repo::messages::claim_due(
+    let peer = wagate::repo::message_claims::claim_due(
         db,
         later,
         later + chrono::Duration::seconds(60),
@@ -445,5 +569,6 @@ async fn only_the_owner_claims_its_sessions_messages() {
     .await
     .unwrap();
     assert_eq!(peer.len(), 1);
-    assert_eq!(peer[0].id.to_string(), id);
+    assert_eq!(peer[0].len(), 1);
+    assert_eq!(peer[0][0].id.to_string(), id);
 }

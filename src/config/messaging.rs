@@ -24,7 +24,7 @@ pub struct MediaLimits {
 pub struct DispatchConfig {
     /// Whether this instance runs a dispatcher (API-only instances may turn it off).
     pub enabled: bool,
-    /// Messages handed to providers at once.
+    /// Chats whose messages are handed to providers at once.
     pub concurrency: usize,
     /// Messages claimed per database round trip.
     pub batch: u64,

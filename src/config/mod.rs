@@ -121,7 +121,7 @@ pub struct ConfigArgs {
     /// Whether this instance dispatches queued messages.
     #[arg(long, global = true, env = "WAGATE_DISPATCH_ENABLED")]
     pub dispatch_enabled: Option<String>,
-    /// Messages handed to providers at once.
+    /// Chats whose messages are handed to providers at once.
     #[arg(long, global = true, env = "WAGATE_DISPATCH_CONCURRENCY")]
     pub dispatch_concurrency: Option<String>,
     /// Messages claimed per database round trip.

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use entity::message::{self, Column as C};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{CaseStatement, Expr, Func, SimpleExpr},
 };
 use uuid::Uuid;
@@ -106,58 +106,6 @@ pub async fn list(
         .all(db)
         .await?;
     Ok((rows, total))
-}
-
-/// Claims up to `limit` due outbound messages for `lease_until`, across tenants (the
-/// dispatcher's job), counting an attempt on each. On PostgreSQL rows locked by another
-/// dispatcher are skipped (`FOR UPDATE SKIP LOCKED`), so concurrent dispatchers never claim
-/// the same message; a claim whose lease ran out (its dispatcher died) is claimed again.
-///
-/// Only the instance `instance` may send through a session it owns: messages of a session
-/// another instance holds under a live lease are left to that instance (messages of sessions
-/// nobody holds are claimed, to wait for their session or fail).
-pub async fn claim_due(
-    db: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: u64,
-    instance: &str,
-) -> Result<Vec<message::Model>, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "UPDATE messages SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT m.id FROM messages m \
-               WHERE m.status = 'queued' AND m.next_attempt_at <= $2 \
-                 AND (m.lease_until IS NULL OR m.lease_until <= $2) \
-                 AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = m.session_id \
-                   AND s.owner_instance <> $4 AND s.owner_lease_until > $2) \
-               ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE OF m SKIP LOCKED) \
-             RETURNING *"
-        }
-        _ => {
-            "UPDATE messages SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
-             WHERE id IN (SELECT m.id FROM messages m \
-               WHERE m.status = 'queued' AND m.next_attempt_at <= ?2 \
-                 AND (m.lease_until IS NULL OR m.lease_until <= ?2) \
-                 AND NOT EXISTS (SELECT 1 FROM wa_sessions s WHERE s.id = m.session_id \
-                   AND s.owner_instance <> ?4 AND s.owner_lease_until > ?2) \
-               ORDER BY m.next_attempt_at, m.id LIMIT ?3) \
-             RETURNING *"
-        }
-    };
-    let values: Vec<Value> = vec![
-        lease_until.into(),
-        now.into(),
-        (limit as i64).into(),
-        instance.into(),
-    ];
-    let mut rows = message::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
-        .all(db)
-        .await?;
-    rows.sort_by_key(|m| (m.created_at, m.id));
-    Ok(rows)
 }
 
 fn coalesce(col: C, at: DateTime<Utc>) -> SimpleExpr {

@@ -10,6 +10,7 @@ pub mod contact_groups;
 pub mod contact_search;
 pub mod contacts;
 pub mod device_keys;
+pub mod message_claims;
 pub mod messages;
 pub mod refresh_tokens;
 pub mod session_leases;

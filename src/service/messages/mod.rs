@@ -4,9 +4,11 @@
 //! session's provider. Receipts and inbound messages arrive as [`MessageUpdate`]s and are
 //! applied here; every change is published as a `message.status` or `message.received` event.
 
+mod chats;
 pub mod connected;
 pub mod dispatch;
 pub mod media;
+mod send;
 mod types;
 mod updates;
 pub mod writer;
