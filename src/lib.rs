@@ -2,6 +2,7 @@
 //! adapters over one service layer backed by sea-orm.
 
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,7 +11,7 @@ use crate::{
     config::Config,
     error::{AppError, AppResult},
     events::EventBus,
-    provider::{Providers, UpdateSink, sandbox::SandboxProvider},
+    provider::{Providers, UpdateSink},
     secrets::Cipher,
     service::{
         messages::{
@@ -129,10 +129,7 @@ impl AppState {
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let providers = overrides.providers.unwrap_or_else(|| {
-            Providers::default().with(Arc::new(SandboxProvider::new(
-                cfg.sandbox.clone(),
-                clock.clone(),
-            )))
+            Providers::build(&cfg.providers, cfg.sandbox.clone(), clock.clone())
         });
         let fs_media = FsMediaStore::new(cfg.data_dir.join("media"));
         let media_staging = fs_media.staging_dir();

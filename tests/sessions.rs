@@ -608,6 +608,21 @@ async fn sandbox_controls_on_another_instance_reach_the_owners_connection() {
     assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
     let sid = uuid::Uuid::parse_str(&id).unwrap();
     assert!(a.state.runtime.is_running(sid), "A runs the connection");
+    // A pairing code asked for at B comes from A's connection.
+    let r = b
+        .post(
+            &format!("/api/v1/whatsapp/{id}/pair-code"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+919811122233"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["code"].as_str().map(str::len),
+        Some(9),
+        "{}",
+        r.body
+    );
     // The scan arrives at B; A's sandbox connection pairs, as a phone would pair with it.
     let r = b
         .post(
@@ -905,4 +920,122 @@ async fn a_reconnecting_session_keeps_its_queued_messages_until_it_is_back() {
         .wait_message(&token, &msg, "sent", |d| d["sentAt"].is_string())
         .await;
     assert_eq!(m["attempts"], 1, "{m}");
+}
+
+#[tokio::test]
+async fn a_pair_code_links_a_phone_instead_of_a_qr_scan() {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn().await;
+    let reg = app.register("pair-code@example.com").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let tenant = reg["tenant"]["id"].as_str().unwrap().to_owned();
+    let id = app.create_session(&token, "by code").await;
+    let path = format!("/api/v1/whatsapp/{id}/pair-code");
+
+    // Not connecting yet: nothing to pair.
+    let r = app
+        .post(
+            &path,
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+919811122233"}),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
+
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
+    for bad in [
+        json!({}),
+        json!({"phoneNumber": "12"}),
+        json!({"phoneNumber": "not a number"}),
+    ] {
+        let r = app.post(&path, Auth::Bearer(&token), bad.clone()).await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            r.body["errors"]["phoneNumber"].is_array()
+                || r.body["errors"]["phoneNumber"].is_string(),
+            "{bad}: {}",
+            r.body
+        );
+    }
+
+    // The code is answered and published as `session.pair_code`.
+    let tenant_id = wagate::domain::TenantId(uuid::Uuid::parse_str(&tenant).unwrap());
+    let mut events = Box::pin(app.state.bus.subscribe(tenant_id));
+    let r = app
+        .post(
+            &path,
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+91 98111 22233"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["success"], true);
+    let code = r.body["data"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 9, "{code}");
+    assert_eq!(&code[4..5], "-", "{code}");
+    assert!(
+        code.chars()
+            .all(|c| c == '-' || c.is_ascii_uppercase() || c.is_ascii_digit())
+    );
+    assert_eq!(r.body["data"]["phoneNumber"], "919811122233");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let e = events.next().await.expect("bus open");
+            if e.payload.type_name() == "session.pair_code" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("a session.pair_code event");
+    assert_eq!(event.session_id.to_string(), id);
+    let body = serde_json::to_value(&event.payload).unwrap();
+    assert_eq!(body["data"]["code"], code.as_str());
+    assert_eq!(body["data"]["phoneNumber"], "919811122233");
+
+    // GraphQL asks the same service; another tenant's session is not found.
+    let gql = app
+        .graphql(
+            Auth::Bearer(&token),
+            "mutation($id: ID!) { requestPairCode(id: $id, phoneNumber: \"+919811122233\") { code phoneNumber } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        gql["data"]["requestPairCode"]["phoneNumber"], "919811122233",
+        "{gql}"
+    );
+    let other = app.token("pair-code-other@example.com").await;
+    let r = app
+        .post(
+            &path,
+            Auth::Bearer(&other),
+            json!({"phoneNumber": "+919811122233"}),
+        )
+        .await;
+    r.assert_error(404, "NOT_FOUND");
+
+    // Typing the code on the phone (the sandbox's scan) pairs it; then there is nothing to pair.
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+919811122233"}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "connected", "{}", r.body);
+    let r = app
+        .post(
+            &path,
+            Auth::Bearer(&token),
+            json!({"phoneNumber": "+919811122233"}),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
 }

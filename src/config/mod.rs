@@ -12,6 +12,7 @@ use crate::{domain::ProviderKind, provider::sandbox::SandboxConfig, secrets::Enc
 mod http;
 mod limits;
 mod messaging;
+mod providers;
 mod runtime;
 mod webhooks;
 
@@ -88,6 +89,9 @@ pub struct ConfigArgs {
     /// Default provider for new sessions: `sandbox` (`web` and `cloud` are planned).
     #[arg(long, global = true, env = "WAGATE_PROVIDER")]
     pub provider: Option<String>,
+    /// Providers this gateway offers, comma-separated (default: only `WAGATE_PROVIDER`).
+    #[arg(long, global = true, env = "WAGATE_PROVIDERS")]
+    pub providers: Option<String>,
     /// Sandbox: validity of the first QR code.
     #[arg(long, global = true, env = "WAGATE_SANDBOX_QR_FIRST_TTL")]
     pub sandbox_qr_first_ttl: Option<String>,
@@ -273,6 +277,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Default provider for new sessions.
     pub provider: ProviderKind,
+    /// Providers this gateway offers (the default among them).
+    pub providers: Vec<ProviderKind>,
     /// Sandbox provider timings.
     pub sandbox: SandboxConfig,
     /// Live events buffered per tenant.
@@ -481,21 +487,7 @@ impl Config {
             }
         };
 
-        let provider = match non_empty(a.provider).as_deref() {
-            None | Some("sandbox") => ProviderKind::Sandbox,
-            Some(other @ ("web" | "cloud")) => {
-                return Err(err(
-                    "WAGATE_PROVIDER",
-                    format!("provider '{other}' is not available in this build yet; use sandbox"),
-                ));
-            }
-            Some(other) => {
-                return Err(err(
-                    "WAGATE_PROVIDER",
-                    format!("'{other}' is not sandbox, web or cloud"),
-                ));
-            }
-        };
+        let (providers, provider) = providers::parse(a.providers, a.provider)?;
         let ms = Duration::from_millis(1);
         let sandbox = SandboxConfig {
             qr_first_ttl: parse_duration(
@@ -551,6 +543,7 @@ impl Config {
             db_max_connections,
             log_format,
             provider,
+            providers,
             sandbox,
             event_buffer,
             ws_reauth_interval,
@@ -606,6 +599,7 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("log_format", &self.log_format)
             .field("provider", &self.provider)
+            .field("providers", &self.providers)
             .field("sandbox", &self.sandbox)
             .field("event_buffer", &self.event_buffer)
             .field("ws_reauth_interval", &self.ws_reauth_interval)

@@ -357,3 +357,52 @@ fn encryption_key_is_base64_or_hex_and_redacted() {
         assert!(!msg.contains(bad), "the bad value is not echoed: {msg}");
     }
 }
+
+#[test]
+fn providers_are_chosen_by_configuration() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_eq!(c.providers, vec![ProviderKind::Sandbox]);
+    assert_eq!(c.provider, ProviderKind::Sandbox);
+    let c = Config::from_args(ConfigArgs {
+        providers: Some(" sandbox , sandbox ".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.providers, vec![ProviderKind::Sandbox]);
+    for (providers, provider, key, says) in [
+        (
+            Some("telegram"),
+            None,
+            "WAGATE_PROVIDERS",
+            "is not sandbox, web or cloud",
+        ),
+        (Some(" , "), None, "WAGATE_PROVIDERS", "at least one"),
+        (
+            Some("sandbox,web"),
+            None,
+            "WAGATE_PROVIDERS",
+            "not available in this build",
+        ),
+        (
+            None,
+            Some("cloud"),
+            "WAGATE_PROVIDER",
+            "not available in this build",
+        ),
+        (
+            None,
+            Some("nope"),
+            "WAGATE_PROVIDER",
+            "is not sandbox, web or cloud",
+        ),
+    ] {
+        let e = Config::from_args(ConfigArgs {
+            providers: providers.map(Into::into),
+            provider: provider.map(Into::into),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, key, "{providers:?} {provider:?}");
+        assert!(e.reason.contains(says), "{}", e.reason);
+    }
+}

@@ -31,6 +31,9 @@ pub enum EventPayload {
     /// A new QR code is waiting to be scanned.
     #[serde(rename = "session.qr")]
     SessionQr(QrPayload),
+    /// A pairing code was issued, to be typed on the phone instead of scanning a QR code.
+    #[serde(rename = "session.pair_code")]
+    SessionPairCode(PairCodePayload),
     /// A session changed status.
     #[serde(rename = "session.status")]
     SessionStatus(StatusPayload),
@@ -47,6 +50,7 @@ impl EventPayload {
     pub fn type_name(&self) -> &'static str {
         match self {
             EventPayload::SessionQr(_) => "session.qr",
+            EventPayload::SessionPairCode(_) => "session.pair_code",
             EventPayload::SessionStatus(_) => "session.status",
             EventPayload::MessageStatus(_) => "message.status",
             EventPayload::MessageReceived(_) => "message.received",
@@ -64,6 +68,16 @@ pub struct QrPayload {
     pub svg: String,
     /// When this code stops being valid.
     pub expires_at: DateTime<Utc>,
+}
+
+/// `session.pair_code` data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PairCodePayload {
+    /// The code to type on the phone, e.g. `ABCD-EFGH`.
+    pub code: String,
+    /// The phone it is for (digits, no `+`).
+    pub phone_number: String,
 }
 
 /// `session.status` data.

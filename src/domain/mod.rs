@@ -9,7 +9,7 @@ pub mod message;
 pub mod provider;
 pub mod session;
 
-pub use event::{DomainEvent, EventPayload, QrPayload, StatusPayload};
+pub use event::{DomainEvent, EventPayload, PairCodePayload, QrPayload, StatusPayload};
 pub use ids::{ApiKeyId, TenantId, UserId};
 pub use message::{Direction, Location, MediaOutput, MessageKind, MessageOutput, MessageStatus};
 pub use provider::ProviderKind;

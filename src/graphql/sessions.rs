@@ -6,8 +6,8 @@ use super::{GqlAuth, GqlResultExt, app, mutation::parse_id};
 use crate::service::{
     pagination::PageRequest,
     sessions::{
-        self, ConnectOutput, CreateSessionInput, RenameSessionInput, SandboxScanInput,
-        SessionOutput, SessionPage,
+        self, ConnectOutput, CreateSessionInput, PairCodeInput, PairCodeOutput, RenameSessionInput,
+        SandboxScanInput, SessionOutput, SessionPage,
     },
 };
 
@@ -121,6 +121,26 @@ impl SessionMutation {
             &p,
             parse_id(&id, "id")?,
             RenameSessionInput { name },
+        )
+        .await
+        .gql()
+    }
+
+    /// Ask for a pairing code to type on the phone instead of scanning the QR code (while the
+    /// session is connecting or has a QR code pending). Also published as `session.pair_code`.
+    async fn request_pair_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id")] id: ID,
+        #[graphql(desc = "The number of the phone that will type the code (international format)")]
+        phone_number: String,
+    ) -> Result<PairCodeOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::request_pair_code(
+            app(ctx)?,
+            &p,
+            parse_id(&id, "id")?,
+            PairCodeInput { phone_number },
         )
         .await
         .gql()

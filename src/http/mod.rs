@@ -48,6 +48,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::disconnect))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
+        .routes(routes!(sessions::pair_code))
         .routes(routes!(sessions::external_list, sessions::external_create))
         .routes(routes!(
             sessions::external_get,
@@ -59,6 +60,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::external_disconnect))
         .routes(routes!(sessions::external_logout))
         .routes(routes!(sessions::external_qr))
+        .routes(routes!(sessions::external_pair_code))
         .routes(routes!(sandbox::scan))
         .routes(routes!(sandbox::inbound))
         .routes(routes!(messages::send_text))
@@ -149,11 +151,19 @@ pub fn router(state: AppState) -> Router {
     let (rest, spec) = api_router().split_for_parts();
     let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    let app = rest
+    let mut app = rest
         .fallback(middleware::not_found)
         .with_state(state.clone())
         .merge(crate::graphql::router(state.clone()))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec));
+    // Routes providers serve themselves (webhooks of their upstream), outside the spec.
+    for provider in state.providers.all() {
+        let host = crate::service::sessions::provider_host(&state);
+        if let Some(routes) = provider.routes(host) {
+            app = app.nest(&format!("/providers/{}", provider.kind().as_str()), routes);
+        }
+    }
+    let app = app
         .layer(DefaultBodyLimit::max(state.cfg.body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panicked,

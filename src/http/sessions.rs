@@ -10,8 +10,8 @@ use super::{
 use crate::{
     error::ErrorEnvelope,
     service::sessions::{
-        self, ConnectOutput, CreateSessionInput, QrOutput, RenameSessionInput, SessionOutput,
-        SessionStatusOutput,
+        self, ConnectOutput, CreateSessionInput, PairCodeInput, PairCodeOutput, QrOutput,
+        RenameSessionInput, SessionOutput, SessionStatusOutput,
     },
 };
 
@@ -192,5 +192,28 @@ twin! {
     ),
     qr | external_qr (state, p, Path(id): Path<Uuid>) {
         Ok(envelope::ok(sessions::qr(&state, &p, id).await?))
+    }
+}
+
+twin! {
+    /// Ask for a pairing code: link the phone by typing a code instead of scanning the QR code.
+    ///
+    /// Allowed while the session is `connecting` or `qr_pending` (409 otherwise), for providers
+    /// that pair with codes (400 on `provider` otherwise). `phoneNumber` is the number of the phone
+    /// that will type the code (WhatsApp > Linked devices > Link with phone number); the session
+    /// then connects as after a scan. The code is also published as a `session.pair_code` event.
+    /// A user token, or an API key with the `manage_sessions` scope.
+    post "/api/v1/whatsapp/{id}/pair-code" | "/api/external/sessions/{id}/pair-code", tag = "sessions", op = "requestSessionPairCode",
+    params(("id" = Uuid, Path, description = "Session UUID")),
+    request_body = PairCodeInput,
+    responses(
+        (status = 200, description = "The code to type on the phone", body = Envelope<PairCodeOutput>),
+        (status = 400, description = "Invalid phone number, or the provider does not pair with codes", body = ErrorEnvelope),
+        (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
+        (status = 409, description = "Not waiting to be paired", body = ErrorEnvelope),
+        (status = 502, description = "Provider unavailable", body = ErrorEnvelope),
+    ),
+    pair_code | external_pair_code (state, p, Path(id): Path<Uuid>, ValidJson(input): ValidJson<PairCodeInput>) {
+        Ok(envelope::ok(sessions::request_pair_code(&state, &p, id, input).await?))
     }
 }

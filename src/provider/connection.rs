@@ -104,6 +104,11 @@ pub enum Control {
 pub enum ControlReply {
     /// Done; the resulting event has been applied.
     Done,
+    /// A pairing code was issued (and reported as [`ProviderEvent::PairCode`]).
+    PairCode {
+        /// The code to type on the phone.
+        code: String,
+    },
     /// An inbound message was stored under this provider id.
     Received {
         /// The provider's id of the stored message.
@@ -118,7 +123,9 @@ pub trait Connection: Send + Sync + 'static {
     /// idempotent on `msg.message_id` where the provider's capabilities say so.
     async fn send(&self, msg: OutboundMessage) -> Result<SentMessage, SendError>;
 
-    /// Asks for a pairing code for `phone`, to be typed on the phone instead of scanning.
+    /// Asks for a pairing code for `phone`, to be typed on the phone instead of scanning. The
+    /// connection also reports it as [`ProviderEvent::PairCode`] for live watchers; pairing
+    /// then completes with `Connected` as after a scan.
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<String, ProviderError> {
         let _ = phone;
         Err(ProviderError::Unsupported(

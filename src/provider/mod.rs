@@ -12,6 +12,7 @@
 //!   connect, `Failed` otherwise).
 
 pub mod connection;
+pub mod routes;
 pub mod sandbox;
 pub mod store;
 
@@ -40,6 +41,14 @@ pub enum ProviderEvent {
         code: String,
         /// End of validity.
         expires_at: DateTime<Utc>,
+    },
+    /// A pairing code to type on the phone (WhatsApp > Linked devices > Link with phone
+    /// number), asked for with [`Connection::request_pair_code`].
+    PairCode {
+        /// The code, e.g. `ABCD-EFGH`.
+        code: String,
+        /// The phone it is for.
+        phone: PhoneNumber,
     },
     /// Paired and online. The pairing itself lives in the session's device store.
     Connected {
@@ -238,6 +247,14 @@ pub trait Provider: Send + Sync + 'static {
     /// `ctx.cancel` fires, after which the connection must stop and send nothing more.
     async fn start(&self, ctx: SessionContext) -> Result<Arc<dyn Connection>, ProviderError>;
 
+    /// HTTP routes this provider serves at `/providers/<kind>/…` (the Cloud API's webhook);
+    /// none by default. They are outside the documented API and authenticate callers
+    /// themselves.
+    fn routes(&self, host: routes::ProviderHost) -> Option<axum::Router> {
+        let _ = host;
+        None
+    }
+
     /// Forgets a pairing while no connection runs (a logout of a disconnected session): by
     /// default, clears the device store.
     async fn forget(&self, store: &dyn store::DeviceStore) -> Result<(), ProviderError> {
@@ -255,6 +272,34 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The providers the configuration enables (`WAGATE_PROVIDERS`), each built from its own
+    /// settings. Kinds without a transport in this build are left out (configuration
+    /// validation refuses them before this runs).
+    pub fn build(
+        kinds: &[ProviderKind],
+        sandbox: sandbox::SandboxConfig,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        let mut providers = Self::default();
+        for kind in kinds {
+            match kind {
+                ProviderKind::Sandbox => {
+                    providers = providers.with(Arc::new(sandbox::SandboxProvider::new(
+                        sandbox.clone(),
+                        clock.clone(),
+                    )));
+                }
+                ProviderKind::Web | ProviderKind::Cloud => {
+                    tracing::warn!(
+                        provider = kind.as_str(),
+                        "provider not available in this build"
+                    );
+                }
+            }
+        }
+        providers
+    }
+
     /// Registers (or replaces) a provider.
     pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
         self.map.insert(provider.kind(), provider);
@@ -264,5 +309,10 @@ impl Providers {
     /// The provider of a kind, if available.
     pub fn get(&self, kind: ProviderKind) -> Option<Arc<dyn Provider>> {
         self.map.get(&kind).cloned()
+    }
+
+    /// Every registered provider.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.map.values()
     }
 }

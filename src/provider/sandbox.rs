@@ -21,13 +21,13 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Capabilities, Connection, Control, ControlReply, InboundMessage, MessageUpdate,
+    Capabilities, Connection, Control, ControlReply, EventSink, InboundMessage, MessageUpdate,
     OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, SendError, SentMessage,
     SessionContext, UpdateSink, store::DeviceStore,
 };
@@ -187,6 +187,18 @@ async fn load_pairing(
     Ok(PhoneNumber::parse(&creds.phone).ok().map(|p| (p, creds)))
 }
 
+/// A pairing code like WhatsApp's: eight characters of an alphabet without look-alikes, as
+/// `XXXX-XXXX`.
+fn pair_code() -> String {
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+    let mut rng = rand::rng();
+    let mut code: String = (0..8)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    code.insert(4, '-');
+    code
+}
+
 /// A scan waiting for the QR rotation: the phone, and where to answer.
 type Scan = (PhoneNumber, oneshot::Sender<Result<(), ProviderError>>);
 
@@ -198,6 +210,7 @@ struct SandboxConnection {
     session: Uuid,
     store: Arc<dyn DeviceStore>,
     updates: UpdateSink,
+    events: EventSink,
     cancel: tokio_util::sync::CancellationToken,
     online: Arc<AtomicBool>,
     scans: mpsc::Sender<Scan>,
@@ -212,7 +225,7 @@ impl Provider for SandboxProvider {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             qr: true,
-            pair_code: false,
+            pair_code: true,
             idempotent_send: true,
             templates: false,
         }
@@ -228,6 +241,7 @@ impl Provider for SandboxProvider {
             session: ctx.session_id,
             store: ctx.store.clone(),
             updates: ctx.updates.clone(),
+            events: ctx.events.clone(),
             cancel: ctx.cancel.clone(),
             online: Arc::new(AtomicBool::new(false)),
             scans,
@@ -376,6 +390,27 @@ impl Connection for SandboxConnection {
         Ok(SentMessage {
             provider_message_id: provider_id,
         })
+    }
+
+    /// Issues an eight-character code, as WhatsApp does; `sandbox/scan` then stands for typing
+    /// it on the phone.
+    async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<String, ProviderError> {
+        if self.online.load(Ordering::SeqCst) || self.cancel.is_cancelled() {
+            return Err(ProviderError::Refused(
+                "Session is not waiting to be paired".into(),
+            ));
+        }
+        let code = pair_code();
+        let event = ProviderEvent::PairCode {
+            code: code.clone(),
+            phone: phone.clone(),
+        };
+        if !self.events.report(event).await {
+            return Err(ProviderError::Refused(
+                "Session is not waiting to be paired".into(),
+            ));
+        }
+        Ok(code)
     }
 
     async fn control(&self, command: Control) -> Result<ControlReply, ProviderError> {

@@ -14,6 +14,7 @@ pub mod message_claims;
 pub mod messages;
 pub mod refresh_tokens;
 pub mod session_leases;
+pub mod session_lookup;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
-use rand::Rng;
 
 use super::{Location, MessageKind};
 use crate::{
@@ -28,10 +27,7 @@ pub(super) fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 /// The delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, with up to 20 %
 /// jitter so retries of many messages spread out.
 pub fn backoff_delay(attempts: i32, base: Duration, max: Duration) -> Duration {
-    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
-    let jitter = rand::rng().random_range(0.0..0.2);
-    raw.mul_f64(1.0 + jitter).min(max)
+    crate::backoff::exponential(u32::try_from(attempts).unwrap_or(0), base, max)
 }
 
 pub use crate::domain::message::WAITING_FOR_SESSION;
@@ -262,24 +258,5 @@ async fn try_send(
             "The provider did not answer within {}",
             humantime::format_duration(timeout)
         )))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let base = Duration::from_secs(2);
-        let max = Duration::from_secs(60);
-        for (attempts, low) in [(1, 2), (2, 4), (3, 8), (4, 16)] {
-            let d = backoff_delay(attempts, base, max);
-            assert!(
-                d >= Duration::from_secs(low) && d <= Duration::from_secs(low) * 6 / 5,
-                "{attempts}: {d:?}"
-            );
-        }
-        assert_eq!(backoff_delay(30, base, max), max);
     }
 }

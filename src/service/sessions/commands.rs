@@ -27,6 +27,11 @@ pub enum Action {
         /// The command.
         command: Control,
     },
+    /// Ask the connection for a pairing code for `phone` (E.164).
+    PairCode {
+        /// The phone that will type the code.
+        phone: String,
+    },
     /// Unlink the device and close the connection.
     Logout,
     /// Close the connection, keeping the pairing.
@@ -57,6 +62,19 @@ pub async fn run_here(state: &AppState, cmd: SessionCommand) -> Answer {
                 "Session has no live connection".into(),
             )),
         },
+        Action::PairCode { phone } => {
+            let phone = crate::phone::PhoneNumber::parse(&phone)
+                .map_err(|e| ProviderError::Unsupported(format!("phoneNumber: {e}")))?;
+            match conn {
+                Some(conn) => conn
+                    .request_pair_code(&phone)
+                    .await
+                    .map(|code| ControlReply::PairCode { code }),
+                None => Err(ProviderError::Refused(
+                    "Session has no live connection".into(),
+                )),
+            }
+        }
         Action::Logout => {
             let result = match conn {
                 Some(conn) => conn.logout().await,

@@ -5,16 +5,20 @@
 //! provider task that lost the race learns so from its next event and stops.
 
 pub mod commands;
+mod directory;
+mod pairing;
 pub mod registry;
 pub mod runtime;
 pub mod settings;
 pub mod supervisor;
 mod types;
 
-use rand::Rng;
 use uuid::Uuid;
 use validator::Validate;
 
+pub use directory::provider_host;
+pub(crate) use pairing::control;
+pub use pairing::{pending_qr, qr, request_pair_code, sandbox_scan};
 pub use registry::SessionRuntime;
 pub use types::*;
 
@@ -22,10 +26,8 @@ use crate::{
     auth::{Capability, Principal},
     domain::ids::TenantId,
     error::{AppError, AppResult},
-    events::{DomainEvent, EventPayload, QrPayload, StatusPayload},
-    phone::PhoneNumber,
-    provider::{Control, ProviderError, ProviderKind},
-    qr,
+    events::{DomainEvent, EventPayload, StatusPayload},
+    provider::{ProviderError, ProviderKind},
     repo::{
         self,
         sessions::{Change, Owner},
@@ -417,105 +419,6 @@ pub async fn delete(state: &AppState, p: &Principal, id: Uuid) -> AppResult<()> 
     gone.phone_number = None;
     publish_status(state, &gone, Some("Session deleted".into())).await;
     Ok(())
-}
-
-/// The QR code waiting to be scanned, if any (404 for another tenant's session).
-pub async fn pending_qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<Option<QrPayload>> {
-    p.require(Capability::ReadSessions)?;
-    let s = load(state, p.tenant_id, id).await?;
-    if s.status != SessionStatus::QrPending.as_str() {
-        return Ok(None);
-    }
-    match (s.qr_code, s.qr_expires_at) {
-        (Some(code), Some(expires_at)) if expires_at > state.clock.now() => Ok(Some(QrPayload {
-            svg: qr::svg(&code)?,
-            code,
-            expires_at,
-        })),
-        _ => Ok(None),
-    }
-}
-
-/// The QR code currently waiting to be scanned, with a PNG rendering; 404 when none is.
-pub async fn qr(state: &AppState, p: &Principal, id: Uuid) -> AppResult<QrOutput> {
-    p.require(Capability::ReadSessions)?;
-    let q = pending_qr(state, p, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("No QR code is pending for this session".into()))?;
-    Ok(QrOutput {
-        png: qr::png_data_url(&q.code)?,
-        code: q.code,
-        expires_at: q.expires_at,
-        svg: q.svg,
-    })
-}
-
-fn random_test_number() -> AppResult<PhoneNumber> {
-    // Indian mobile numbers: +91 followed by ten digits starting 9.
-    let mut rng = rand::rng();
-    let rest: String = (0..9)
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-        .collect();
-    PhoneNumber::parse(&format!("+919{rest}"))
-        .map_err(|e| AppError::internal(anyhow::anyhow!("generated test number rejected: {e}")))
-}
-
-/// Sandbox only: simulates a phone scanning the pending QR code.
-pub async fn sandbox_scan(
-    state: &AppState,
-    p: &Principal,
-    id: Uuid,
-    input: SandboxScanInput,
-) -> AppResult<SessionOutput> {
-    p.require(Capability::ManageSessions)?;
-    let s = load(state, p.tenant_id, id).await?;
-    if s.provider != ProviderKind::Sandbox.as_str() {
-        return Err(AppError::NotFound(
-            "Sandbox controls exist only for sandbox sessions".into(),
-        ));
-    }
-    let phone = match input
-        .phone_number
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(raw) => PhoneNumber::parse(raw).map_err(|m| AppError::field("phoneNumber", m))?,
-        None => random_test_number()?,
-    };
-    let pending = s.status == SessionStatus::QrPending.as_str()
-        && s.qr_expires_at.is_some_and(|e| e > state.clock.now());
-    if !pending {
-        return Err(AppError::Conflict(
-            "No QR code is waiting to be scanned".into(),
-        ));
-    }
-    let scan = Control::SandboxScan {
-        phone: phone.e164().to_owned(),
-    };
-    control(state, &s, scan).await?;
-    Ok(SessionOutput::from(&load(state, p.tenant_id, id).await?))
-}
-
-/// Runs a command on the session's live connection (the sandbox controls), on whichever
-/// instance runs it.
-pub(crate) async fn control(
-    state: &AppState,
-    s: &entity::wa_session::Model,
-    command: Control,
-) -> AppResult<crate::provider::ControlReply> {
-    if let Some(conn) = state.runtime.connection(s.id) {
-        return conn.control(command).await.map_err(provider_error);
-    }
-    let Some(owner) = remote_owner(state, s) else {
-        return Err(AppError::Conflict("Session has no live connection".into()));
-    };
-    let cmd = commands::SessionCommand {
-        session: s.id,
-        attempt: s.attempt_id,
-        action: commands::Action::Control { command },
-    };
-    commands::send(state, &owner, cmd).await
 }
 
 /// A provider's refusal as the caller's error.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{ACTIVE, SessionStatus, load, reload_and_publish};
 use crate::{
+    domain::PairCodePayload,
     domain::ids::TenantId,
     error::{AppError, AppResult},
     events::{DomainEvent, EventPayload, QrPayload},
@@ -245,6 +246,20 @@ pub async fn apply_event(
                 svg,
                 code,
                 expires_at,
+            });
+            crate::service::webhooks::emit(state, DomainEvent::new(tenant, id, now, payload)).await;
+            Ok(true)
+        }
+        ProviderEvent::PairCode { code, phone } => {
+            let Some(s) = repo::sessions::get(db, tenant, id).await? else {
+                return Ok(false);
+            };
+            if s.attempt_id != Some(attempt) {
+                return Ok(false);
+            }
+            let payload = EventPayload::SessionPairCode(PairCodePayload {
+                code,
+                phone_number: phone.digits().to_owned(),
             });
             crate::service::webhooks::emit(state, DomainEvent::new(tenant, id, now, payload)).await;
             Ok(true)

@@ -74,6 +74,27 @@ pub struct SandboxScanInput {
     pub phone_number: Option<String>,
 }
 
+/// A request for a pairing code.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct PairCodeInput {
+    /// The phone number that will type the code (international format, e.g. `+919876543210`).
+    #[serde(default)]
+    #[schema(required = true)]
+    #[validate(length(min = 1, max = 32, message = "Phone number is required"))]
+    pub phone_number: String,
+}
+
+/// A pairing code to type on the phone.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct PairCodeOutput {
+    /// The code, e.g. `ABCD-EFGH`: WhatsApp > Linked devices > Link with phone number.
+    pub code: String,
+    /// The phone it is for (digits, no `+`).
+    pub phone_number: String,
+}
+
 /// A session.
 #[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
 #[serde(rename_all = "camelCase")]

@@ -16,6 +16,7 @@ use crate::{
 /// Every event type an endpoint may subscribe to (`*` subscribes to all).
 pub const EVENT_TYPES: &[&str] = &[
     "session.qr",
+    "session.pair_code",
     "session.status",
     "message.status",
     "message.received",
@@ -250,7 +251,7 @@ pub async fn emit(state: &AppState, event: DomainEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EventPayload, QrPayload, StatusPayload};
+    use crate::domain::{EventPayload, PairCodePayload, QrPayload, StatusPayload};
 
     /// Every domain event keeps its own type on the way to webhooks, and every such type is
     /// one an endpoint can subscribe to.
@@ -262,6 +263,10 @@ mod tests {
                 code: "c".into(),
                 svg: "<svg/>".into(),
                 expires_at: at,
+            }),
+            EventPayload::SessionPairCode(PairCodePayload {
+                code: "ABCD-EFGH".into(),
+                phone_number: "919876543210".into(),
             }),
             EventPayload::SessionStatus(StatusPayload {
                 status: "connected".into(),
