@@ -320,8 +320,8 @@ async fn transient_failures_retry_with_backoff_then_succeed_or_give_up() {
 #[tokio::test]
 async fn concurrent_claims_never_overlap() {
     // Many claimers race over one queue of twelve chats (on PostgreSQL: separate connections
-    // using FOR UPDATE SKIP LOCKED); every message is claimed exactly once, and a chat's
-    // messages only by the claimer holding its oldest one, in order.
+    // using FOR UPDATE SKIP LOCKED); every message is claimed exactly once, in runs of one
+    // chat each, oldest first.
     let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
     let token = app.token("race@outbox.test").await;
     let session = app.connected_session(&token, "+14155550204").await;
@@ -350,32 +350,93 @@ async fn concurrent_claims_never_overlap() {
             }
         }));
     }
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.extend(t.await.unwrap());
-    }
-    // Nothing was sent, so each chat's head stays claimed: one run per chat, all of it.
-    assert_eq!(runs.len(), 12, "one run per chat");
     let mut seen = HashSet::new();
-    for run in &runs {
-        assert!(
-            run.iter().all(|m| m.phone == run[0].phone),
-            "a run is one chat"
-        );
-        let chat: Vec<Uuid> = ids
-            .iter()
-            .zip(0..)
-            .filter(|(_, i)| format!("91987654{:04}", 2000 + i % 12) == run[0].phone)
-            .map(|(id, _)| *id)
-            .collect();
-        let got: Vec<Uuid> = run.iter().map(|m| m.id).collect();
-        assert_eq!(got, chat, "the whole chat, oldest first");
-        for m in run {
-            assert!(seen.insert(m.id), "{} claimed twice", m.id);
-            assert_eq!(m.attempts, 1);
+    for t in tasks {
+        for run in t.await.unwrap() {
+            assert!(
+                run.iter().all(|m| m.phone == run[0].phone),
+                "a run is one chat"
+            );
+            let order: Vec<Uuid> = run.iter().map(|m| m.id).collect();
+            let mut sorted = order.clone();
+            sorted.sort_by_key(|id| ids.iter().position(|x| x == id));
+            assert_eq!(order, sorted, "a run is oldest first");
+            for m in run {
+                assert!(seen.insert(m.id), "{} claimed twice", m.id);
+                assert_eq!(m.attempts, 1);
+            }
         }
     }
     assert_eq!(seen, ids.iter().copied().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn a_chat_waits_for_its_older_messages() {
+    use wagate::repo::message_claims::claim_due;
+    let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
+    let reg = app.register("chat-wait@outbox.test").await;
+    let token = reg["accessToken"].as_str().unwrap().to_owned();
+    let tenant =
+        wagate::domain::TenantId(Uuid::parse_str(reg["tenant"]["id"].as_str().unwrap()).unwrap());
+    let session = app.connected_session(&token, "+14155550208").await;
+    let mut chat = Vec::new();
+    for text in ["a", "b", "c"] {
+        let id = app.queue_text(&token, &session, TO, text).await;
+        chat.push(Uuid::parse_str(&id).unwrap());
+    }
+    let other = app.queue_text(&token, &session, "919876545000", "d").await;
+    let (a, b, c) = (chat[0], chat[1], chat[2]);
+    let db = &app.state.db;
+    // Once this instance's session lease has lapsed, instances "x" and "y" may both claim.
+    let t = app.state.clock.now() + chrono::Duration::seconds(120);
+    let lease = t + chrono::Duration::seconds(60);
+    let ids = |runs: Vec<Vec<entity::message::Model>>| -> Vec<Uuid> {
+        runs.into_iter().flatten().map(|m| m.id).collect()
+    };
+    assert_eq!(ids(claim_due(db, t, lease, 1, "x").await.unwrap()), vec![a]);
+    // x holds the oldest: y may take the other chat only.
+    let y = ids(claim_due(db, t, lease, 10, "y").await.unwrap());
+    assert_eq!(y, vec![Uuid::parse_str(&other).unwrap()]);
+    // x's own claim does not hold x back: the chat is x's, in order.
+    assert_eq!(
+        ids(claim_due(db, t, lease, 10, "x").await.unwrap()),
+        vec![b, c]
+    );
+
+    // a fails and waits for a retry; b and c go back uncounted, in place.
+    let retry_at = t + chrono::Duration::seconds(30);
+    wagate::repo::messages::reschedule(db, tenant, a, 1, true, Some("down"), retry_at, t)
+        .await
+        .unwrap();
+    for id in [b, c] {
+        wagate::repo::messages::reschedule(db, tenant, id, 1, false, None, t, t)
+            .await
+            .unwrap();
+    }
+    // b and c are due, but nobody may send them before a.
+    assert!(claim_due(db, t, lease, 10, "y").await.unwrap().is_empty());
+    assert!(claim_due(db, t, lease, 10, "x").await.unwrap().is_empty());
+    // When a is due it goes first, though b and c were due earlier.
+    let later = retry_at + chrono::Duration::seconds(1);
+    let lease = later + chrono::Duration::seconds(60);
+    assert_eq!(
+        ids(claim_due(db, later, lease, 10, "y").await.unwrap()),
+        vec![a]
+    );
+    // Scheduled after them, a holds them back until it is sent.
+    assert!(
+        claim_due(db, later, lease, 10, "y")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    wagate::repo::messages::mark_sent(db, tenant, a, "wamid.a", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(claim_due(db, later, lease, 10, "y").await.unwrap()),
+        vec![b, c]
+    );
 }
 
 #[tokio::test]

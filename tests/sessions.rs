@@ -964,7 +964,7 @@ async fn a_pair_code_links_a_phone_instead_of_a_qr_scan() {
         );
     }
 
-    // The code is answered and published as `session.pair_code`.
+    // The code is answered and published as `session.pairCode`.
     let tenant_id = wagate::domain::TenantId(uuid::Uuid::parse_str(&tenant).unwrap());
     let mut events = Box::pin(app.state.bus.subscribe(tenant_id));
     let r = app
@@ -987,13 +987,13 @@ async fn a_pair_code_links_a_phone_instead_of_a_qr_scan() {
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             let e = events.next().await.expect("bus open");
-            if e.payload.type_name() == "session.pair_code" {
+            if e.payload.type_name() == "session.pairCode" {
                 return e;
             }
         }
     })
     .await
-    .expect("a session.pair_code event");
+    .expect("a session.pairCode event");
     assert_eq!(event.session_id.to_string(), id);
     let body = serde_json::to_value(&event.payload).unwrap();
     assert_eq!(body["data"]["code"], code.as_str());

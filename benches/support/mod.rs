@@ -80,6 +80,16 @@ pub async fn start_in(dir: tempfile::TempDir, redis: Option<&str>, env: &[(&str,
         .env_remove("REDIS_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // `BENCH_SERVER_LOG=<file>` keeps the server's log (appended) for looking into a failure.
+    if let Ok(path) = std::env::var("BENCH_SERVER_LOG") {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open BENCH_SERVER_LOG");
+        let out = log.try_clone().expect("clone BENCH_SERVER_LOG");
+        cmd.stdout(out).stderr(log);
+    }
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url);
     }

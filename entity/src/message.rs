@@ -36,6 +36,8 @@ pub struct Model {
     pub next_attempt_at: Option<DateTimeUtc>,
     /// A dispatcher holds the message until then; afterwards another may claim it.
     pub lease_until: Option<DateTimeUtc>,
+    /// The instance holding the lease.
+    pub lease_owner: Option<String>,
     pub idempotency_key: Option<String>,
     /// Fingerprint of the request that used `idempotency_key`.
     pub request_hash: Option<String>,

@@ -32,7 +32,7 @@ pub enum EventPayload {
     #[serde(rename = "session.qr")]
     SessionQr(QrPayload),
     /// A pairing code was issued, to be typed on the phone instead of scanning a QR code.
-    #[serde(rename = "session.pair_code")]
+    #[serde(rename = "session.pairCode")]
     SessionPairCode(PairCodePayload),
     /// A session changed status.
     #[serde(rename = "session.status")]
@@ -50,7 +50,7 @@ impl EventPayload {
     pub fn type_name(&self) -> &'static str {
         match self {
             EventPayload::SessionQr(_) => "session.qr",
-            EventPayload::SessionPairCode(_) => "session.pair_code",
+            EventPayload::SessionPairCode(_) => "session.pairCode",
             EventPayload::SessionStatus(_) => "session.status",
             EventPayload::MessageStatus(_) => "message.status",
             EventPayload::MessageReceived(_) => "message.received",
@@ -70,7 +70,7 @@ pub struct QrPayload {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `session.pair_code` data.
+/// `session.pairCode` data.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PairCodePayload {

@@ -127,7 +127,7 @@ impl SessionMutation {
     }
 
     /// Ask for a pairing code to type on the phone instead of scanning the QR code (while the
-    /// session is connecting or has a QR code pending). Also published as `session.pair_code`.
+    /// session is connecting or has a QR code pending). Also published as `session.pairCode`.
     async fn request_pair_code(
         &self,
         ctx: &Context<'_>,

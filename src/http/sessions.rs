@@ -201,7 +201,7 @@ twin! {
     /// Allowed while the session is `connecting` or `qr_pending` (409 otherwise), for providers
     /// that pair with codes (400 on `provider` otherwise). `phoneNumber` is the number of the phone
     /// that will type the code (WhatsApp > Linked devices > Link with phone number); the session
-    /// then connects as after a scan. The code is also published as a `session.pair_code` event.
+    /// then connects as after a scan. The code is also published as a `session.pairCode` event.
     /// A user token, or an API key with the `manage_sessions` scope.
     post "/api/v1/whatsapp/{id}/pair-code" | "/api/external/sessions/{id}/pair-code", tag = "sessions", op = "requestSessionPairCode",
     params(("id" = Uuid, Path, description = "Session UUID")),

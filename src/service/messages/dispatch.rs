@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     MessageStatus,
-    chats::Chats,
+    chats::{Chats, Unblocker},
     publish,
     send::{Record, after},
 };
@@ -31,8 +31,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let cfg = state.cfg.messaging.dispatch.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let (record_tx, record_rx) = mpsc::channel(1024);
-    let recorder = tokio::spawn(record_results(state.clone(), record_rx));
     let chats = Chats::new(record_tx, shutdown.clone());
+    let recorder = tokio::spawn(record_results(state.clone(), record_rx, chats.unblocker()));
     claim_loop(&state, &shutdown, &permits, &chats).await;
     // Drain: the chat workers finish the send they are in and give the rest back; once the
     // last has gone, the recorder has written every result.
@@ -102,7 +102,7 @@ async fn claim_loop(
                     Err(_) => return,
                 },
             };
-            chats.push(state, run, permit);
+            chats.push(state, run, permit).await;
         }
     }
 }
@@ -144,6 +144,7 @@ async fn record_one(
                 .await
                 .map(|()| None)
         }
+        Record::Unblock(_) => Ok(None),
     }
 }
 
@@ -187,10 +188,17 @@ async fn recheck_waiting(state: &AppState, records: &[Record]) {
 const RECORD_BATCH: usize = 32;
 
 /// Records send results as they come, all that are waiting in one transaction.
-async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>) {
+async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>, chats: Unblocker) {
     let mut buf = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut buf, RECORD_BATCH).await > 0 {
-        record_all(&state, std::mem::take(&mut buf)).await;
+        let records = std::mem::take(&mut buf);
+        record_all(&state, &records).await;
+        // Everything a chat gave back came before its `Unblock`, so it is written now.
+        for r in records {
+            if let Record::Unblock(key) = &r {
+                chats.unblock(key);
+            }
+        }
     }
 }
 
@@ -198,13 +206,13 @@ async fn record_results(state: AppState, mut rx: mpsc::Receiver<Record>) {
 /// changes. Should the transaction fail, each is written on its own; a result that cannot be
 /// written at all leaves the claim to run out, and the message is sent again under the same
 /// id, which the provider recognises.
-async fn record_all(state: &AppState, records: Vec<Record>) {
+async fn record_all(state: &AppState, records: &[Record]) {
     let now = state.clock.now();
     let together = async {
         let _turn = state.bookkeeping.lock().await;
         let txn = repo::begin_bookkeeping(&state.db).await?;
         let mut changed = Vec::new();
-        for r in &records {
+        for r in records {
             changed.extend(record_one(&txn, r, now).await?);
         }
         let committed = super::enqueue_events(&txn, state, &changed, false).await?;
@@ -214,13 +222,13 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     let changed = match together.await {
         Ok((events, enqueued)) => {
             super::publish_committed(state, events, enqueued).await;
-            recheck_waiting(state, &records).await;
+            recheck_waiting(state, records).await;
             return;
         }
         Err(e) => {
             tracing::warn!(error = %e, "recording dispatch results together failed; recording them one by one");
             let mut changed = Vec::new();
-            for r in &records {
+            for r in records {
                 match record_one(&state.db, r, now).await {
                     Ok(row) => changed.extend(row),
                     Err(e) => tracing::error!(error = %e, "recording a dispatch result failed"),
@@ -232,5 +240,5 @@ async fn record_all(state: &AppState, records: Vec<Record>) {
     for row in &changed {
         publish(state, row, false).await;
     }
-    recheck_waiting(state, &records).await;
+    recheck_waiting(state, records).await;
 }

@@ -68,6 +68,9 @@ impl SessionCache {
     }
 }
 
+/// A chat: its session and the recipient's digits.
+pub(super) type ChatKey = (uuid::Uuid, String);
+
 /// What to write after handling one claimed message.
 pub(super) enum Record {
     /// Accepted by the provider.
@@ -86,6 +89,9 @@ pub(super) enum Record {
     /// Not tried because its session was (re)connecting: back to the queue uncounted, like
     /// `Retry`, and remembered by session so a connect that raced the write is not missed.
     Wait(TenantId, uuid::Uuid, uuid::Uuid, i32, String, DateTime<Utc>),
+    /// Written after a chat's message went back to the queue (and the rest of its claims with
+    /// it): once committed, the chat may take new claims again.
+    Unblock(ChatKey),
 }
 
 impl Record {
@@ -95,9 +101,11 @@ impl Record {
         matches!(self, Self::Retry(..) | Self::Wait(..))
     }
 
-    /// A claimed message not tried: back to the queue at once, uncounted.
+    /// A claimed message not tried: back to the queue at once, uncounted, keeping its place
+    /// in its chat (its due time is unchanged).
     pub(super) fn give_back(m: &entity::message::Model, now: DateTime<Utc>) -> Self {
-        Self::Retry(TenantId(m.tenant_id), m.id, m.attempts, false, None, now)
+        let due = m.next_attempt_at.unwrap_or(now);
+        Self::Retry(TenantId(m.tenant_id), m.id, m.attempts, false, None, due)
     }
 }
 

@@ -149,6 +149,7 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
         attempts: 0,
         next_attempt_at: None,
         lease_until: None,
+        lease_owner: None,
         idempotency_key: None,
         request_hash: None,
         created_at: msg.at,

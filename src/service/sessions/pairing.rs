@@ -22,7 +22,7 @@ use crate::{
 
 /// Asks the session's connection for a pairing code for `phoneNumber`: the user types it on
 /// that phone (WhatsApp > Linked devices > Link with phone number) instead of scanning the QR
-/// code. The code is also published as a `session.pair_code` event.
+/// code. The code is also published as a `session.pairCode` event.
 pub async fn request_pair_code(
     state: &AppState,
     p: &Principal,

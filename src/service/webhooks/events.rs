@@ -16,7 +16,7 @@ use crate::{
 /// Every event type an endpoint may subscribe to (`*` subscribes to all).
 pub const EVENT_TYPES: &[&str] = &[
     "session.qr",
-    "session.pair_code",
+    "session.pairCode",
     "session.status",
     "message.status",
     "message.received",
