@@ -21,8 +21,8 @@ use crate::state::AppState;
 /// A chat's claimed messages, oldest first.
 pub(super) type Run = Vec<entity::message::Model>;
 
-/// A run and the dispatch permit it holds while it is worked on.
-type Work = (Run, OwnedSemaphorePermit);
+/// A run and its messages' dispatch permits (one each, released as each is handled).
+type Work = (Run, Vec<OwnedSemaphorePermit>);
 
 #[derive(Default)]
 struct Inner {
@@ -74,7 +74,12 @@ impl Chats {
 
     /// Hands a claimed run to its chat's worker, starting one if the chat has none. A run of a
     /// blocked chat goes back at once.
-    pub(super) async fn push(&self, state: &AppState, run: Run, permit: OwnedSemaphorePermit) {
+    pub(super) async fn push(
+        &self,
+        state: &AppState,
+        run: Run,
+        permits: Vec<OwnedSemaphorePermit>,
+    ) {
         let Some(first) = run.first() else { return };
         let key = (first.session_id, first.phone.clone());
         let run = {
@@ -83,11 +88,11 @@ impl Chats {
                 Some(run)
             } else {
                 let work = match inner.workers.get(&key) {
-                    Some(tx) => match tx.send((run, permit)) {
+                    Some(tx) => match tx.send((run, permits)) {
                         Ok(()) => return,
                         Err(mpsc::error::SendError(work)) => work,
                     },
-                    None => (run, permit),
+                    None => (run, permits),
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 let _ = tx.send(work);
@@ -111,7 +116,7 @@ impl Chats {
         // Once a message went back to the queue, everything after it goes back too.
         let mut broken = false;
         loop {
-            let (run, permit) = match rx.try_recv() {
+            let (run, permits) = match rx.try_recv() {
                 Ok(w) => w,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     // Leave only while holding the map, so no run is pushed to a worker that
@@ -135,6 +140,7 @@ impl Chats {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             };
+            let mut permits = permits.into_iter();
             for m in run {
                 // Stopping: a claim not started yet goes back at once, uncounted, for the next
                 // owner instead of waiting out its lease.
@@ -150,8 +156,8 @@ impl Chats {
                 if self.record.send(record).await.is_err() {
                     return;
                 }
+                drop(permits.next());
             }
-            drop(permit);
         }
     }
 }

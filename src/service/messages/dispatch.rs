@@ -93,16 +93,22 @@ async fn claim_loop(
             }
             continue;
         }
-        // One permit per chat run: a chat's messages are sent one after another anyway.
+        // One permit per message, held until its result is handed to the recorder: claimed
+        // messages waiting in their chat's queue count too, so claims never outrun sends (a
+        // claim that waits too long would have to be given back).
         for run in claimed {
-            let permit = match permits.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => match permits.clone().acquire_owned().await {
+            let mut held = Vec::with_capacity(run.len());
+            for _ in &run {
+                let permit = match permits.clone().try_acquire_owned() {
                     Ok(p) => p,
-                    Err(_) => return,
-                },
-            };
-            chats.push(state, run, permit).await;
+                    Err(_) => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                held.push(permit);
+            }
+            chats.push(state, run, held).await;
         }
     }
 }
