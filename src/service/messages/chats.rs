@@ -29,6 +29,9 @@ struct Inner {
     workers: HashMap<ChatKey, mpsc::UnboundedSender<Work>>,
     /// Chats whose give-back is not committed yet: claims of them go straight back.
     blocked: HashSet<ChatKey>,
+    /// Chats whose give-back is committed; reopened before the next claim starts (a claim
+    /// already running may have read the rows from before the commit).
+    committed: Vec<ChatKey>,
 }
 
 /// One worker per chat with claimed work; their results go to one recorder, which writes
@@ -45,10 +48,10 @@ pub(super) struct Chats {
 pub(super) struct Unblocker(Arc<Mutex<Inner>>);
 
 impl Unblocker {
-    /// The chat's give-back is committed: it may take claims again.
+    /// The chat's give-back is committed: it may take claims again from the next claim on.
     pub(super) fn unblock(&self, key: &ChatKey) {
         let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        inner.blocked.remove(key);
+        inner.committed.push(key.clone());
     }
 }
 
@@ -66,6 +69,16 @@ impl Chats {
     /// The handle the recorder reopens chats with.
     pub(super) fn unblocker(&self) -> Unblocker {
         Unblocker(self.inner.clone())
+    }
+
+    /// Reopens the chats whose give-backs were committed. Called before each claim: every
+    /// claim that started before those commits has been handed over by then.
+    pub(super) fn reopen_committed(&self) {
+        let mut inner = self.lock();
+        let committed = std::mem::take(&mut inner.committed);
+        for key in committed {
+            inner.blocked.remove(&key);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

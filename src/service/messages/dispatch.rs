@@ -61,6 +61,7 @@ async fn claim_loop(
             }
             continue;
         }
+        chats.reopen_committed();
         let now = state.clock.now();
         let claimed = match repo::message_claims::claim_due(
             &state.db,
