@@ -87,6 +87,14 @@ pub async fn build_state(
         tracing::warn!(error = %e, "could not clear the media staging area");
     }
     tracing::info!(instance = %state.cfg.runtime.instance_id, "instance id");
+    // Sessions recorded under this id belong to an earlier life of this instance (a restart
+    // with a fixed WAGATE_INSTANCE_ID): nothing runs them now, so offer them to everyone, once,
+    // before anything can connect. Done inside the supervisor task, it raced the first
+    // requests, and a restarted supervisor would have released sessions live here.
+    let me = state.cfg.runtime.instance_id.clone();
+    if let Err(e) = crate::repo::session_leases::release_all(&state.db, &me).await {
+        tracing::warn!(error = %e, "could not release sessions of an earlier run");
+    }
     state.stopping = crate::state::Stopping {
         work: shutdown.clone(),
         late,

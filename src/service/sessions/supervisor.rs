@@ -33,12 +33,9 @@ pub(crate) fn lease_until(state: &AppState) -> chrono::DateTime<chrono::Utc> {
 
 /// Runs heartbeats until `shutdown`, then hands this instance's sessions back.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
+    // Sessions an earlier life of this instance held were released at start-up, before the
+    // API served anything (see `startup`).
     let me = state.cfg.runtime.instance_id.clone();
-    // Sessions recorded under this id belong to an earlier life of this instance (a restart
-    // with a fixed WAGATE_INSTANCE_ID): nothing runs them now, so offer them to everyone.
-    if let Err(e) = session_leases::release_all(&state.db, &me).await {
-        tracing::warn!(error = %e, "could not release sessions of an earlier run");
-    }
     let every = state.cfg.runtime.session_heartbeat;
     loop {
         if state.runtime.is_closed() {
