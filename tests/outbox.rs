@@ -340,7 +340,7 @@ async fn concurrent_claims_never_overlap() {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let runs = wagate::repo::message_claims::claim_due(&db, now, lease, 7, &me)
+                let runs = wagate::repo::message_claims::claim_due(&db, now, lease, 7, 28, &me)
                     .await
                     .unwrap();
                 if runs.is_empty() {
@@ -393,49 +393,113 @@ async fn a_chat_waits_for_its_older_messages() {
     let ids = |runs: Vec<Vec<entity::message::Model>>| -> Vec<Uuid> {
         runs.into_iter().flatten().map(|m| m.id).collect()
     };
-    assert_eq!(ids(claim_due(db, t, lease, 1, "x").await.unwrap()), vec![a]);
+    let claim = |at, until, limit, who: &'static str| async move {
+        ids(claim_due(db, at, until, limit, 64, who).await.unwrap())
+    };
+    assert_eq!(claim(t, lease, 1, "x").await, vec![a]);
     // x holds the oldest: y may take the other chat only.
-    let y = ids(claim_due(db, t, lease, 10, "y").await.unwrap());
+    let y = claim(t, lease, 10, "y").await;
     assert_eq!(y, vec![Uuid::parse_str(&other).unwrap()]);
     // x's own claim does not hold x back: the chat is x's, in order.
-    assert_eq!(
-        ids(claim_due(db, t, lease, 10, "x").await.unwrap()),
-        vec![b, c]
-    );
+    assert_eq!(claim(t, lease, 10, "x").await, vec![b, c]);
 
-    // a fails and waits for a retry; b and c go back uncounted, in place.
+    // a fails and waits for a retry, holding its chat; b and c go back uncounted.
     let retry_at = t + chrono::Duration::seconds(30);
-    wagate::repo::messages::reschedule(db, tenant, a, 1, true, Some("down"), retry_at, t)
+    assert!(
+        wagate::repo::messages::reschedule(db, tenant, a, 1, true, Some("down"), retry_at, t)
+            .await
+            .unwrap()
+    );
+    let place = |id: Uuid| async move {
+        let m = <entity::message::Entity as sea_orm::EntityTrait>::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        wagate::repo::chat_queue::Place {
+            id,
+            session: m.session_id,
+            phone: m.phone,
+            created_at: m.created_at,
+        }
+    };
+    let held = wagate::repo::chat_queue::hold_chat(db, tenant, &place(a).await, retry_at, None)
         .await
         .unwrap();
+    assert_eq!(held, 2, "b and c are held behind a");
     for id in [b, c] {
-        wagate::repo::messages::reschedule(db, tenant, id, 1, false, None, t, t)
+        wagate::repo::chat_queue::give_back(db, tenant, id, 1, t)
             .await
             .unwrap();
     }
-    // b and c are due, but nobody may send them before a.
-    assert!(claim_due(db, t, lease, 10, "y").await.unwrap().is_empty());
-    assert!(claim_due(db, t, lease, 10, "x").await.unwrap().is_empty());
-    // When a is due it goes first, though b and c were due earlier.
-    let later = retry_at + chrono::Duration::seconds(1);
-    let lease = later + chrono::Duration::seconds(60);
-    assert_eq!(
-        ids(claim_due(db, later, lease, 10, "y").await.unwrap()),
-        vec![a]
-    );
-    // Scheduled after them, a holds them back until it is sent.
-    assert!(
-        claim_due(db, later, lease, 10, "y")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    wagate::repo::messages::mark_sent(db, tenant, a, "wamid.a", later)
+    // Nobody may send b or c before a.
+    assert!(claim(t, lease, 10, "y").await.is_empty());
+    assert!(claim(t, lease, 10, "x").await.is_empty());
+    // A message accepted as the hold was written is due at once, but its chat's head holds it
+    // back; the lift moves it behind the hold.
+    let d = Uuid::parse_str(&app.queue_text(&token, &session, TO, "d").await).unwrap();
+    assert!(claim(t, lease, 10, "y").await.is_empty());
+    let lifted = wagate::repo::message_claims::lift_held_back(db, t, 64)
         .await
         .unwrap();
+    assert_eq!(lifted, 1);
+    let due = |id| async move {
+        <entity::message::Entity as sea_orm::EntityTrait>::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_at
+    };
+    assert_eq!(due(d).await, due(a).await, "d waits for a");
+    // When a is due the whole chat goes, in order, as one run.
+    let later = retry_at + chrono::Duration::seconds(1);
+    let lease = later + chrono::Duration::seconds(60);
+    let runs = claim_due(db, later, lease, 10, 64, "y").await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(ids(runs), vec![a, b, c, d]);
+}
+
+#[tokio::test]
+async fn leases_of_a_dead_instance_hold_its_chats() {
+    // x claims a chat's first message, then (in a later claim, with a later lease) the second,
+    // and dies. Once the first lease has run out, y may send the first again but nothing after
+    // the second until the second's lease runs out too.
+    use wagate::repo::message_claims::claim_due;
+    let app = TestApp::spawn_with(|c| c.messaging.dispatch.enabled = false).await;
+    let token = app.token("dead-lease@outbox.test").await;
+    let session = app.connected_session(&token, "+14155550209").await;
+    let mut chat = Vec::new();
+    for text in ["a", "b", "c"] {
+        chat.push(Uuid::parse_str(&app.queue_text(&token, &session, TO, text).await).unwrap());
+    }
+    let db = &app.state.db;
+    let t = app.state.clock.now() + chrono::Duration::seconds(120);
+    let s = chrono::Duration::seconds;
+    let ids = |runs: Vec<Vec<entity::message::Model>>| -> Vec<Uuid> {
+        runs.into_iter().flatten().map(|m| m.id).collect()
+    };
     assert_eq!(
-        ids(claim_due(db, later, lease, 10, "y").await.unwrap()),
-        vec![b, c]
+        ids(claim_due(db, t, t + s(60), 1, 64, "x").await.unwrap()),
+        vec![chat[0]]
+    );
+    assert_eq!(
+        ids(claim_due(db, t + s(30), t + s(90), 1, 64, "x")
+            .await
+            .unwrap()),
+        vec![chat[1]]
+    );
+    assert_eq!(
+        ids(claim_due(db, t + s(70), t + s(130), 10, 64, "y")
+            .await
+            .unwrap()),
+        vec![chat[0]]
+    );
+    assert_eq!(
+        ids(claim_due(db, t + s(100), t + s(160), 10, 64, "y")
+            .await
+            .unwrap()),
+        vec![chat[1], chat[2]]
     );
 }
 
@@ -518,11 +582,13 @@ async fn two_dispatching_instances_send_each_message_once() {
         Some(scripted(&cfg, &clock, Script::Deliver, &calls)),
     )
     .await;
+    let mut cfg_b = cfg.clone();
+    cfg_b.runtime.instance_id = wagate::config::default_instance_id();
     let b = TestApp::start_with(
-        cfg.clone(),
+        cfg_b.clone(),
         dir.clone(),
         clock.clone(),
-        Some(scripted(&cfg, &clock, Script::Deliver, &calls)),
+        Some(scripted(&cfg_b, &clock, Script::Deliver, &calls)),
     )
     .await;
     let token = a.token("two@outbox.test").await;
@@ -607,7 +673,7 @@ async fn only_the_owner_claims_its_sessions_messages() {
     let lease = now + chrono::Duration::seconds(60);
     let db = &app.state.db;
     // This instance owns the session (its connection runs here): a peer claims nothing.
-    let peer = wagate::repo::message_claims::claim_due(db, now, lease, 10, "peer-instance")
+    let peer = wagate::repo::message_claims::claim_due(db, now, lease, 10, 64, "peer-instance")
         .await
         .unwrap();
     assert!(
@@ -625,6 +691,7 @@ async fn only_the_owner_claims_its_sessions_messages() {
         later,
         later + chrono::Duration::seconds(60),
         10,
+        64,
         "peer-instance",
     )
     .await

@@ -12,6 +12,7 @@ mod m20261127_000006_api_key_scopes;
 mod m20261128_000007_device_store;
 mod m20261128_000009_session_runtime;
 mod m20261128_000010_chat_order;
+mod m20261128_000011_chat_leases;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_device_store::Migration),
             Box::new(m20261128_000009_session_runtime::Migration),
             Box::new(m20261128_000010_chat_order::Migration),
+            Box::new(m20261128_000011_chat_leases::Migration),
         ]
     }
 }

@@ -143,7 +143,7 @@ pub async fn mark_sent(
 /// Puts a message claimed as attempt `attempt` back in the queue until `next_at`, noting why
 /// the attempt failed (`count: false` gives the attempt back, for sessions still
 /// reconnecting). A dispatcher whose claim was taken over (the attempt count moved on) changes
-/// nothing.
+/// nothing. True when the message was put back.
 #[allow(clippy::too_many_arguments)]
 pub async fn reschedule(
     db: &impl ConnectionTrait,
@@ -154,7 +154,7 @@ pub async fn reschedule(
     error: Option<&str>,
     next_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let attempts = if count { attempt } else { attempt - 1 };
     let mut q = message::Entity::update_many()
         .col_expr(C::Attempts, Expr::value(attempts))
@@ -164,13 +164,14 @@ pub async fn reschedule(
     if let Some(e) = error {
         q = q.col_expr(C::Error, Expr::value(e));
     }
-    q.filter(C::Id.eq(id))
+    let res = q
+        .filter(C::Id.eq(id))
         .filter(C::TenantId.eq(tenant.uuid()))
         .filter(C::Status.eq("queued"))
         .filter(C::Attempts.eq(attempt))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(res.rows_affected > 0)
 }
 
 /// Fails a message claimed as attempt `attempt` (unless its claim was taken over).
@@ -288,25 +289,4 @@ pub async fn insert_many(
             .await?;
     }
     Ok(())
-}
-
-/// Makes the session's queued messages that wait for it to connect (their error starts with
-/// `waiting`) due now; the number made due.
-pub async fn release_waiting(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    session: Uuid,
-    waiting: &str,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    let res = message::Entity::update_many()
-        .col_expr(C::NextAttemptAt, Expr::value(now))
-        .filter(C::TenantId.eq(tenant.uuid()))
-        .filter(C::SessionId.eq(session))
-        .filter(C::Status.eq("queued"))
-        .filter(C::NextAttemptAt.gt(now))
-        .filter(C::Error.starts_with(waiting))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected)
 }

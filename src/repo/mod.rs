@@ -6,6 +6,7 @@
 //! encryption key check.
 
 pub mod api_keys;
+pub mod chat_queue;
 pub mod contact_groups;
 pub mod contact_search;
 pub mod contacts;

@@ -115,9 +115,8 @@ impl Chats {
             }
         };
         if let Some(run) = run {
-            let now = state.clock.now();
             for m in &run {
-                if self.record.send(Record::give_back(m, now)).await.is_err() {
+                if self.record.send(Record::give_back(m)).await.is_err() {
                     return;
                 }
             }
@@ -158,7 +157,7 @@ impl Chats {
                 // Stopping: a claim not started yet goes back at once, uncounted, for the next
                 // owner instead of waiting out its lease.
                 let record = if broken || self.stop.is_cancelled() {
-                    Record::give_back(&m, state.clock.now())
+                    Record::give_back(&m)
                 } else {
                     dispatch_one(&state, m, &mut session).await
                 };

@@ -63,17 +63,29 @@ async fn claim_loop(
         }
         chats.reopen_committed();
         let now = state.clock.now();
+        let limit = free.min(cfg.batch);
+        // Room for a few due messages that wait behind their chat's head; a lift makes more
+        // when a claim comes up short.
+        let window = limit.saturating_mul(2).saturating_add(32);
         let claimed = match repo::message_claims::claim_due(
             &state.db,
             now,
             after(now, cfg.lease),
-            free.min(cfg.batch),
+            limit,
+            window,
             &state.cfg.runtime.instance_id,
         )
         .await
         {
             Ok(rows) => {
                 backoff = cfg.poll_interval;
+                let n: usize = rows.iter().map(Vec::len).sum();
+                // A short claim may mean the window is crowded by messages that wait for
+                // their chat's head: move them behind it, then claim again at once.
+                let lift_window = cfg.batch.saturating_mul(LIFT_WINDOW);
+                if (n as u64) < limit && lift(state, lift_window).await && rows.is_empty() {
+                    continue;
+                }
                 rows
             }
             Err(e) => {
@@ -114,6 +126,21 @@ async fn claim_loop(
     }
 }
 
+/// How many times the largest claim the lift's window of due messages holds.
+const LIFT_WINDOW: u64 = 4;
+
+/// Moves held-back messages out of the claim window; true when any moved.
+async fn lift(state: &AppState, window: u64) -> bool {
+    let now = state.clock.now();
+    match repo::message_claims::lift_held_back(&state.db, now, window).await {
+        Ok(n) => n > 0,
+        Err(e) => {
+            tracing::warn!(error = %e, "moving held-back messages failed");
+            false
+        }
+    }
+}
+
 async fn record_one(
     db: &impl sea_orm::ConnectionTrait,
     r: &Record,
@@ -131,23 +158,31 @@ async fn record_one(
             }
             Ok(row)
         }
-        Record::Retry(tenant, id, attempt, count, error, next) => repo::messages::reschedule(
-            db,
-            *tenant,
-            *id,
-            *attempt,
-            *count,
-            error.as_deref(),
-            *next,
-            now,
-        )
-        .await
-        .map(|()| None),
+        Record::Retry(q) | Record::Wait(q) => {
+            let p = &q.place;
+            let waiting = matches!(r, Record::Wait(_)).then_some(WAITING_FOR_SESSION);
+            let back = repo::messages::reschedule(
+                db,
+                q.tenant,
+                p.id,
+                q.attempt,
+                q.counted,
+                q.error.as_deref(),
+                q.due,
+                now,
+            )
+            .await?;
+            if back {
+                // Its chat's later messages wait for it (a claim reads only the chat's head).
+                repo::chat_queue::hold_chat(db, q.tenant, p, q.due, waiting).await?;
+            }
+            Ok(None)
+        }
         Record::Fail(tenant, id, attempt, reason) => {
             repo::messages::fail_claimed(db, *tenant, *id, *attempt, reason, now).await
         }
-        Record::Wait(tenant, id, _, attempt, reason, next) => {
-            repo::messages::reschedule(db, *tenant, *id, *attempt, false, Some(reason), *next, now)
+        Record::GiveBack(tenant, id, attempt) => {
+            repo::chat_queue::give_back(db, *tenant, *id, *attempt, now)
                 .await
                 .map(|()| None)
         }
@@ -162,7 +197,7 @@ async fn recheck_waiting(state: &AppState, records: &[Record]) {
     let mut sessions: Vec<(TenantId, uuid::Uuid)> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Wait(tenant, _, session, ..) => Some((*tenant, *session)),
+            Record::Wait(q) => Some((q.tenant, q.place.session)),
             _ => None,
         })
         .collect();
@@ -180,8 +215,14 @@ async fn recheck_waiting(state: &AppState, records: &[Record]) {
             continue;
         }
         let now = state.clock.now();
-        match repo::messages::release_waiting(&state.db, tenant, session, WAITING_FOR_SESSION, now)
-            .await
+        match repo::chat_queue::release_waiting(
+            &state.db,
+            tenant,
+            session,
+            WAITING_FOR_SESSION,
+            now,
+        )
+        .await
         {
             Ok(n) if n > 0 => state.outbox.notify_one(),
             Ok(_) => {}

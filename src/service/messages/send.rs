@@ -71,24 +71,58 @@ impl SessionCache {
 /// A chat: its session and the recipient's digits.
 pub(super) type ChatKey = (uuid::Uuid, String);
 
+/// A message going back to the queue.
+pub(super) struct Requeue {
+    pub tenant: TenantId,
+    /// Where it sits in its chat (its later messages are held until `due` too).
+    pub place: repo::chat_queue::Place,
+    /// The attempt it was claimed as.
+    pub attempt: i32,
+    /// Whether that attempt counts towards the limit.
+    pub counted: bool,
+    /// Why, when it was tried.
+    pub error: Option<String>,
+    /// When it is due again.
+    pub due: DateTime<Utc>,
+}
+
+impl Requeue {
+    fn new(
+        m: &entity::message::Model,
+        counted: bool,
+        error: Option<String>,
+        due: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            tenant: TenantId(m.tenant_id),
+            place: repo::chat_queue::Place {
+                id: m.id,
+                session: m.session_id,
+                phone: m.phone.clone(),
+                created_at: m.created_at,
+            },
+            attempt: m.attempts,
+            counted,
+            error,
+            due,
+        }
+    }
+}
+
 /// What to write after handling one claimed message.
 pub(super) enum Record {
     /// Accepted by the provider.
     Sent(TenantId, uuid::Uuid, String),
-    /// Back to the queue: (tenant, id, claimed attempt, count the attempt, error, due).
-    Retry(
-        TenantId,
-        uuid::Uuid,
-        i32,
-        bool,
-        Option<String>,
-        DateTime<Utc>,
-    ),
+    /// Back to the queue after a failed attempt, until a later time.
+    Retry(Requeue),
     /// Failed for good: (tenant, id, claimed attempt, reason).
     Fail(TenantId, uuid::Uuid, i32, String),
     /// Not tried because its session was (re)connecting: back to the queue uncounted, like
     /// `Retry`, and remembered by session so a connect that raced the write is not missed.
-    Wait(TenantId, uuid::Uuid, uuid::Uuid, i32, String, DateTime<Utc>),
+    Wait(Requeue),
+    /// Not tried: back to the queue at once, uncounted, keeping its place (tenant, id,
+    /// claimed attempt).
+    GiveBack(TenantId, uuid::Uuid, i32),
     /// Written after a chat's message went back to the queue (and the rest of its claims with
     /// it): once committed, the chat may take new claims again.
     Unblock(ChatKey),
@@ -98,14 +132,13 @@ impl Record {
     /// True when the message goes back to the queue: the chat's later messages in the same
     /// run must then go back too, or they would overtake it.
     pub(super) fn requeues(&self) -> bool {
-        matches!(self, Self::Retry(..) | Self::Wait(..))
+        matches!(self, Self::Retry(..) | Self::Wait(..) | Self::GiveBack(..))
     }
 
     /// A claimed message not tried: back to the queue at once, uncounted, keeping its place
-    /// in its chat (its due time is unchanged).
-    pub(super) fn give_back(m: &entity::message::Model, now: DateTime<Utc>) -> Self {
-        let due = m.next_attempt_at.unwrap_or(now);
-        Self::Retry(TenantId(m.tenant_id), m.id, m.attempts, false, None, due)
+    /// in its chat.
+    pub(super) fn give_back(m: &entity::message::Model) -> Self {
+        Self::GiveBack(TenantId(m.tenant_id), m.id, m.attempts)
     }
 }
 
@@ -125,7 +158,7 @@ pub(super) async fn dispatch_one(
     {
         // Waited in its chat's queue too long: a send now could outlive the claim and race
         // another dispatcher. Give it back, uncounted, to be claimed afresh.
-        return Record::Retry(tenant, id, m.attempts, false, None, start);
+        return Record::give_back(&m);
     }
     let outcome = if m.attempts > cfg.max_attempts.saturating_add(3) {
         // Re-claimed over and over (its result could never be recorded): stop trying.
@@ -146,26 +179,12 @@ pub(super) async fn dispatch_one(
                 cfg.poll_interval.min(Duration::from_secs(1)),
                 Duration::from_secs(60),
             );
-            Record::Wait(
-                tenant,
-                id,
-                m.session_id,
-                m.attempts,
-                reason,
-                after(now, delay),
-            )
+            Record::Wait(Requeue::new(&m, false, Some(reason), after(now, delay)))
         }
         Outcome::Refused(SendError::Transient(reason)) if m.attempts < cfg.max_attempts => {
             let delay = backoff_delay(m.attempts, cfg.backoff_base, cfg.backoff_max);
             tracing::info!(message = %id, attempts = m.attempts, %reason, retry_in = ?delay, "send failed; will retry");
-            Record::Retry(
-                tenant,
-                id,
-                m.attempts,
-                true,
-                Some(reason),
-                after(now, delay),
-            )
+            Record::Retry(Requeue::new(&m, true, Some(reason), after(now, delay)))
         }
         Outcome::Refused(e) => {
             let reason = match e {

@@ -192,7 +192,7 @@ pub(crate) async fn mark_connected(
     tracing::info!(session = %id, phone = %phone, "session connected");
     // Sends that waited for the session go out now, not at their next scheduled look.
     let waiting = crate::domain::message::WAITING_FOR_SESSION;
-    match repo::messages::release_waiting(&state.db, tenant, id, waiting, now).await {
+    match repo::chat_queue::release_waiting(&state.db, tenant, id, waiting, now).await {
         Ok(n) if n > 0 => state.outbox.notify_one(),
         Ok(_) => {}
         Err(e) => tracing::warn!(session = %id, error = %e, "could not release waiting messages"),
