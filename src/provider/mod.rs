@@ -15,6 +15,7 @@ pub mod connection;
 pub mod routes;
 pub mod sandbox;
 pub mod store;
+pub mod web;
 
 pub use connection::{
     Capabilities, Connection, Control, ControlReply, EventSink, Reported, SessionContext,

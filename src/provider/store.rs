@@ -139,6 +139,29 @@ pub trait DeviceStore: Send + Sync {
     /// Every entry of a namespace, ordered by key (byte order).
     async fn list(&self, ns: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
 
+    /// The entries of a namespace whose key starts with `prefix`, ordered by key (byte
+    /// order).
+    async fn list_prefix(
+        &self,
+        ns: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let mut all = self.list(ns).await?;
+        all.retain(|(k, _)| k.starts_with(prefix));
+        Ok(all)
+    }
+
+    /// The keys of a namespace that start with `prefix`, ordered (byte order); values are
+    /// not read.
+    async fn keys(&self, ns: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_prefix(ns, prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
     /// Applies a batch of puts and deletes atomically (the last change of an entry wins).
     async fn put_batch(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 

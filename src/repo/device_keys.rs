@@ -144,6 +144,61 @@ pub async fn list(
         .collect())
 }
 
+/// `LIKE` pattern matching keys that start with `prefix` (`\\` escapes). On SQLite `LIKE`
+/// ignores ASCII case, so callers re-check the prefix exactly.
+fn prefix_pattern(prefix: &str) -> sea_orm::sea_query::LikeExpr {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    sea_orm::sea_query::LikeExpr::new(p).escape('\\')
+}
+
+/// The entries of the namespace whose key starts with `prefix`, by key.
+pub async fn list_prefix(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    session: Uuid,
+    namespace: &str,
+    prefix: &str,
+) -> Result<Vec<StoredKey>, DbErr> {
+    let select = scoped(tenant, session)
+        .filter(device_key::Column::Namespace.eq(namespace))
+        .filter(Expr::col(device_key::Column::Key).like(prefix_pattern(prefix)))
+        .order_by_asc(device_key::Column::Key);
+    Ok(rows(select)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(stored)
+        .filter(|r| r.key.starts_with(prefix))
+        .collect())
+}
+
+/// The keys of the namespace that start with `prefix` (values not read), by key.
+pub async fn keys(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    session: Uuid,
+    namespace: &str,
+    prefix: &str,
+) -> Result<Vec<String>, DbErr> {
+    let keys: Vec<String> = scoped(tenant, session)
+        .filter(device_key::Column::Namespace.eq(namespace))
+        .filter(Expr::col(device_key::Column::Key).like(prefix_pattern(prefix)))
+        .order_by_asc(device_key::Column::Key)
+        .select_only()
+        .column(device_key::Column::Key)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+}
+
 /// Applies a batch atomically: upserts (a new entry gets version 1, an existing one its
 /// version + 1) and deletes. When the same entry appears more than once, the last change
 /// wins. Upserts go out as multi-row `INSERT … ON CONFLICT … DO UPDATE` statements and

@@ -179,6 +179,32 @@ impl DeviceStore for DbDeviceStore {
         Ok(entries)
     }
 
+    async fn list_prefix(
+        &self,
+        ns: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Versioned)>, StoreError> {
+        check_name(ns, prefix)?;
+        let mut entries =
+            repo::device_keys::list_prefix(&self.db, self.tenant, self.session, ns, prefix)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| self.open(ns, r))
+                .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    async fn keys(&self, ns: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        check_name(ns, prefix)?;
+        let mut keys = repo::device_keys::keys(&self.db, self.tenant, self.session, ns, prefix)
+            .await
+            .map_err(backend)?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
     async fn put_batch(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());

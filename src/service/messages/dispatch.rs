@@ -79,11 +79,9 @@ async fn claim_loop(
         {
             Ok(rows) => {
                 backoff = cfg.poll_interval;
-                let n: usize = rows.iter().map(Vec::len).sum();
-                // A short claim may mean the window is crowded by messages that wait for
+                // Nothing claimable may mean the window is crowded by messages that wait for
                 // their chat's head: move them behind it, then claim again at once.
-                let lift_window = cfg.batch.saturating_mul(LIFT_WINDOW);
-                if (n as u64) < limit && lift(state, lift_window).await && rows.is_empty() {
+                if rows.is_empty() && lift(state, cfg.batch.saturating_mul(LIFT_WINDOW)).await {
                     continue;
                 }
                 rows
