@@ -65,7 +65,7 @@ async fn claim_loop(
         let now = state.clock.now();
         let limit = free.min(cfg.batch);
         // Room for a few due messages that wait behind their chat's head; a lift makes more
-        // when a claim comes up short.
+        // when a claim finds nothing.
         let window = limit.saturating_mul(2).saturating_add(32);
         let claimed = match repo::message_claims::claim_due(
             &state.db,
