@@ -8,37 +8,13 @@ use common::TestApp;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use uuid::Uuid;
 use wagate::{
-    clock::Clock,
     domain::ids::TenantId,
     provider::store::{DeviceStore, StoreError, Write},
-    repo::{self, sessions::NewSession},
+    repo,
     secrets::EncryptionKey,
     service::device_store::{DbDeviceStore, WrongEncryptionKey},
     state::Overrides,
 };
-
-/// A tenant with one session, straight through the repositories.
-async fn tenant_with_session(app: &TestApp, name: &str) -> (TenantId, Uuid) {
-    let now = app.clock.now();
-    let tenant = TenantId::new();
-    repo::tenants::insert(&app.state.db, tenant, name, now)
-        .await
-        .unwrap();
-    let session = repo::sessions::insert(
-        &app.state.db,
-        tenant,
-        NewSession {
-            name: "line",
-            provider: "sandbox",
-            status: "disconnected",
-            settings: None,
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    (tenant, session.id)
-}
 
 fn store(app: &TestApp, tenant: TenantId, session: Uuid) -> DbDeviceStore {
     DbDeviceStore::for_session(&app.state, tenant, session)
@@ -71,7 +47,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn round_trip_versions_and_clear() {
     let app = TestApp::spawn().await;
-    let (tenant, session) = tenant_with_session(&app, "Acme").await;
+    let (tenant, session) = app.tenant_with_session("Acme").await;
     let s = store(&app, tenant, session);
 
     assert!(s.get("identity", "me").await.unwrap().is_none());
@@ -158,7 +134,7 @@ async fn round_trip_versions_and_clear() {
 #[tokio::test]
 async fn a_batch_of_500_keys_is_written_and_rewritten_at_once() {
     let app = TestApp::spawn().await;
-    let (tenant, session) = tenant_with_session(&app, "Acme").await;
+    let (tenant, session) = app.tenant_with_session("Acme").await;
     let s = store(&app, tenant, session);
     let value = |i: usize, round: u8| {
         let mut v = format!("pre-key-{i:04}-").into_bytes();
@@ -191,8 +167,8 @@ async fn a_batch_of_500_keys_is_written_and_rewritten_at_once() {
 #[tokio::test]
 async fn another_tenant_sees_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (tenant_a, session_a) = tenant_with_session(&app, "A").await;
-    let (tenant_b, _) = tenant_with_session(&app, "B").await;
+    let (tenant_a, session_a) = app.tenant_with_session("A").await;
+    let (tenant_b, _) = app.tenant_with_session("B").await;
     let a = store(&app, tenant_a, session_a);
     a.put("identity", "me", b"a-secret".to_vec()).await.unwrap();
 
@@ -232,7 +208,7 @@ async fn another_tenant_sees_and_changes_nothing() {
 #[tokio::test]
 async fn values_are_encrypted_at_rest_and_bound_to_their_place() {
     let app = TestApp::spawn().await;
-    let (tenant, session) = tenant_with_session(&app, "Acme").await;
+    let (tenant, session) = app.tenant_with_session("Acme").await;
     let s = store(&app, tenant, session);
     let secret = b"EAAG-cloud-api-access-token-0123456789";
     s.put_batch(vec![
@@ -285,7 +261,7 @@ async fn values_are_encrypted_at_rest_and_bound_to_their_place() {
 
     // The same blob in another session (same namespace and key) does not open either. The
     // other session's entry is told apart by its version (2; the first session's is 1).
-    let (tenant2, session2) = tenant_with_session(&app, "Other").await;
+    let (tenant2, session2) = app.tenant_with_session("Other").await;
     let s2 = store(&app, tenant2, session2);
     for _ in 0..2 {
         s2.put("cloud", "access_token", b"placeholder".to_vec())
@@ -322,8 +298,8 @@ async fn values_are_encrypted_at_rest_and_bound_to_their_place() {
 #[tokio::test]
 async fn deleting_the_session_deletes_its_keys() {
     let app = TestApp::spawn().await;
-    let (tenant, session) = tenant_with_session(&app, "Acme").await;
-    let (tenant2, session2) = tenant_with_session(&app, "Other").await;
+    let (tenant, session) = app.tenant_with_session("Acme").await;
+    let (tenant2, session2) = app.tenant_with_session("Other").await;
     store(&app, tenant, session)
         .put_batch(
             (0..20)
@@ -361,7 +337,7 @@ fn key(byte: u8) -> EncryptionKey {
 #[tokio::test]
 async fn a_different_key_fails_start_up_with_one_clear_line() {
     let app = TestApp::spawn_with(|c| c.encryption_key = Some(key(0xa1))).await;
-    let (tenant, session) = tenant_with_session(&app, "Acme").await;
+    let (tenant, session) = app.tenant_with_session("Acme").await;
     store(&app, tenant, session)
         .put("identity", "me", b"sealed with A".to_vec())
         .await

@@ -15,14 +15,7 @@ use common::TestApp;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
-use wagate::{
-    clock::Clock,
-    domain::ids::TenantId,
-    provider::web::store::WebStore,
-    repo::{self, sessions::NewSession},
-    service::device_store::DbDeviceStore,
-};
+use wagate::{provider::web::store::WebStore, service::device_store::DbDeviceStore};
 use whatsapp_rust::{
     bytes::Bytes,
     wacore::{
@@ -342,35 +335,13 @@ where
     (name, json!(v))
 }
 
-async fn session_store(app: &TestApp) -> (TenantId, Uuid, DbDeviceStore) {
-    let now = app.clock.now();
-    let tenant = TenantId::new();
-    repo::tenants::insert(&app.state.db, tenant, "web-store", now)
-        .await
-        .unwrap();
-    let session = repo::sessions::insert(
-        &app.state.db,
-        tenant,
-        NewSession {
-            name: "web",
-            provider: "sandbox",
-            status: "disconnected",
-            settings: None,
-        },
-        now,
-    )
-    .await
-    .unwrap()
-    .id;
-    let store = DbDeviceStore::for_session(&app.state, tenant, session);
-    (tenant, session, store)
-}
-
 #[tokio::test]
 async fn web_store_answers_like_the_reference_store() {
     let app = TestApp::spawn().await;
-    let (tenant, session, kv) = session_store(&app).await;
-    let ours = WebStore::new(Arc::new(kv));
+    let (tenant, session) = app.tenant_with_session("web-store").await;
+    let ours = WebStore::new(Arc::new(DbDeviceStore::for_session(
+        &app.state, tenant, session,
+    )));
     let reference = InMemoryBackend::new();
     let now = whatsapp_rust::wacore::time::now_secs();
     let device = Device::new();

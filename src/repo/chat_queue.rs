@@ -3,9 +3,10 @@
 //! lets a claim check only the chat's head (see [`crate::repo::message_claims`]).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use uuid::Uuid;
 
+use super::placeholders;
 use crate::domain::ids::TenantId;
 
 /// Where a message sits in its chat's queue.
@@ -21,13 +22,6 @@ pub struct Place {
     pub created_at: DateTime<Utc>,
 }
 
-fn params<const N: usize>(backend: DbBackend) -> [String; N] {
-    std::array::from_fn(|i| match backend {
-        DbBackend::Postgres => format!("${}", i + 1),
-        _ => format!("?{}", i + 1),
-    })
-}
-
 /// Holds the chat's queued messages after `place` until at least `until`: called when the
 /// message at `place` goes back to the queue until then. With `waiting` (the message waits
 /// for its session), the held messages say so too, and are released with it.
@@ -39,7 +33,7 @@ pub async fn hold_chat(
     waiting: Option<&str>,
 ) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let [t, s, ph, c, id, due, w] = params(backend);
+    let [t, s, ph, c, id, due, w] = placeholders(backend);
     let sql = format!(
         "UPDATE messages SET next_attempt_at = {due}, error = COALESCE({w}, error) \
          WHERE status = 'queued' AND session_id = {s} AND phone = {ph} \
@@ -70,7 +64,7 @@ pub async fn give_back(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let [at, t, i, a] = params(backend);
+    let [at, t, i, a] = placeholders(backend);
     let sql = format!(
         "UPDATE messages SET attempts = attempts - 1, lease_until = NULL, lease_owner = NULL, \
            updated_at = {at} \
@@ -93,7 +87,7 @@ pub async fn release_waiting(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let [at, t, s, w, n] = params(backend);
+    let [at, t, s, w, n] = placeholders(backend);
     let sql = format!(
         "UPDATE messages SET next_attempt_at = {at} \
          WHERE tenant_id = {t} AND session_id = {s} AND status = 'queued' \

@@ -133,15 +133,7 @@ pub async fn list(
     session: Uuid,
     namespace: &str,
 ) -> Result<Vec<StoredKey>, DbErr> {
-    let select = scoped(tenant, session)
-        .filter(device_key::Column::Namespace.eq(namespace))
-        .order_by_asc(device_key::Column::Key);
-    Ok(rows(select)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(stored)
-        .collect())
+    list_prefix(db, tenant, session, namespace, "").await
 }
 
 /// `LIKE` pattern matching keys that start with `prefix` (`\\` escapes). On SQLite `LIKE`
@@ -158,6 +150,21 @@ fn prefix_pattern(prefix: &str) -> sea_orm::sea_query::LikeExpr {
     sea_orm::sea_query::LikeExpr::new(p).escape('\\')
 }
 
+/// The namespace's rows whose key starts with `prefix` (all of them when it is empty).
+fn in_namespace(
+    tenant: TenantId,
+    session: Uuid,
+    namespace: &str,
+    prefix: &str,
+) -> sea_orm::Select<device_key::Entity> {
+    let select = scoped(tenant, session).filter(device_key::Column::Namespace.eq(namespace));
+    if prefix.is_empty() {
+        select
+    } else {
+        select.filter(Expr::col(device_key::Column::Key).like(prefix_pattern(prefix)))
+    }
+}
+
 /// The entries of the namespace whose key starts with `prefix`, by key.
 pub async fn list_prefix(
     db: &impl ConnectionTrait,
@@ -166,10 +173,8 @@ pub async fn list_prefix(
     namespace: &str,
     prefix: &str,
 ) -> Result<Vec<StoredKey>, DbErr> {
-    let select = scoped(tenant, session)
-        .filter(device_key::Column::Namespace.eq(namespace))
-        .filter(Expr::col(device_key::Column::Key).like(prefix_pattern(prefix)))
-        .order_by_asc(device_key::Column::Key);
+    let select =
+        in_namespace(tenant, session, namespace, prefix).order_by_asc(device_key::Column::Key);
     Ok(rows(select)
         .all(db)
         .await?
@@ -187,9 +192,7 @@ pub async fn keys(
     namespace: &str,
     prefix: &str,
 ) -> Result<Vec<String>, DbErr> {
-    let keys: Vec<String> = scoped(tenant, session)
-        .filter(device_key::Column::Namespace.eq(namespace))
-        .filter(Expr::col(device_key::Column::Key).like(prefix_pattern(prefix)))
+    let keys: Vec<String> = in_namespace(tenant, session, namespace, prefix)
         .order_by_asc(device_key::Column::Key)
         .select_only()
         .column(device_key::Column::Key)

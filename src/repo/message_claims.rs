@@ -3,7 +3,7 @@
 //! Messages to one chat (session and recipient) go out in the order they were accepted. The
 //! outbox keeps each chat's schedule monotonic: when a message goes back to the queue until
 //! some time (a retry, or a wait for its session), the chat's later messages are held until
-//! then too ([`crate::repo::messages::hold_chat`]). A chat's hold is therefore always at its
+//! then too ([`crate::repo::chat_queue::hold_chat`]). A chat's hold is therefore always at its
 //! oldest queued message, its head, and a due message can be claimed while
 //! - its chat's head is not scheduled after it (one index seek), and
 //! - no older message of its chat is leased by another instance (in flight there, or
@@ -26,6 +26,8 @@ use chrono::{DateTime, Utc};
 use entity::message;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
 use uuid::Uuid;
+
+use super::placeholders;
 
 /// The due time of the head (oldest queued message) of row `row`'s chat: one index seek.
 fn head_due(row: &str) -> String {
@@ -57,15 +59,11 @@ pub async fn claim_due(
     let backend = db.get_database_backend();
     // On PostgreSQL `= ANY(ARRAY(…))` looks the picked rows up by key; `IN (…)` may be
     // planned as a scan of the whole table joined to them.
-    let (p, lock, (open, close)) = match backend {
-        DbBackend::Postgres => (
-            ["$1", "$2", "$3", "$4", "$5"],
-            " FOR UPDATE OF m SKIP LOCKED",
-            ("= ANY(ARRAY(", "))"),
-        ),
-        _ => (["?1", "?2", "?3", "?4", "?5"], "", ("IN (", ")")),
+    let (lock, (open, close)) = match backend {
+        DbBackend::Postgres => (" FOR UPDATE OF m SKIP LOCKED", ("= ANY(ARRAY(", "))")),
+        _ => ("", ("IN (", ")")),
     };
-    let [lease, at, lim, me, win] = p;
+    let [lease, at, lim, me, win] = placeholders(backend);
     let head = head_due("c");
     let sql = format!(
         "UPDATE messages SET lease_until = {lease}, lease_owner = {me}, \
@@ -109,10 +107,7 @@ pub async fn lift_held_back(
     window: u64,
 ) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let [at, win] = match backend {
-        DbBackend::Postgres => ["$1", "$2"],
-        _ => ["?1", "?2"],
-    };
+    let [at, win] = placeholders(backend);
     let head = head_due("messages");
     let sql = format!(
         "UPDATE messages SET next_attempt_at = {head} \

@@ -41,6 +41,14 @@ pub async fn begin_bookkeeping(db: &DatabaseConnection) -> Result<DatabaseTransa
     Ok(txn)
 }
 
+/// Positional placeholders for raw SQL: `$1…$N` on PostgreSQL, `?1…?N` on SQLite.
+pub(crate) fn placeholders<const N: usize>(backend: DbBackend) -> [String; N] {
+    std::array::from_fn(|i| match backend {
+        DbBackend::Postgres => format!("${}", i + 1),
+        _ => format!("?{}", i + 1),
+    })
+}
+
 /// True when the error is a foreign-key violation (the referenced row is gone).
 pub fn is_foreign_key_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))

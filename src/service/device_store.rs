@@ -167,16 +167,7 @@ impl DeviceStore for DbDeviceStore {
     }
 
     async fn list(&self, ns: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        check_name(ns, "")?;
-        let mut entries = repo::device_keys::list(&self.db, self.tenant, self.session, ns)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(|r| self.open(ns, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Byte order on every backend (PostgreSQL's collation may order text differently).
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(entries)
+        self.list_prefix(ns, "").await
     }
 
     async fn list_prefix(
@@ -192,6 +183,7 @@ impl DeviceStore for DbDeviceStore {
                 .into_iter()
                 .map(|r| self.open(ns, r))
                 .collect::<Result<Vec<_>, _>>()?;
+        // Byte order on every backend (PostgreSQL's collation may order text differently).
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(entries)
     }

@@ -626,3 +626,32 @@ pub const PNG_1X1: &[u8] = &[
     0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
     0x42, 0x60, 0x82,
 ];
+
+impl TestApp {
+    /// A tenant named `name` with one disconnected sandbox session, straight through the
+    /// repositories (for tests of the layers below HTTP).
+    pub async fn tenant_with_session(
+        &self,
+        name: &str,
+    ) -> (wagate::domain::ids::TenantId, uuid::Uuid) {
+        let now = self.clock.now();
+        let tenant = wagate::domain::ids::TenantId::new();
+        wagate::repo::tenants::insert(&self.state.db, tenant, name, now)
+            .await
+            .unwrap();
+        let session = wagate::repo::sessions::insert(
+            &self.state.db,
+            tenant,
+            wagate::repo::sessions::NewSession {
+                name: "line",
+                provider: "sandbox",
+                status: "disconnected",
+                settings: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        (tenant, session.id)
+    }
+}
