@@ -289,6 +289,8 @@ impl ProtocolStore for WebStore {
 
     async fn take_sent_message(&self, chat_jid: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
         let key = key2(chat_jid, message_id);
+        // Taken once: two retries racing for the same payload must not both get it.
+        let _rmw = self.rmw.lock().await;
         let Some(v) = self.get(ns::SENT, &key).await? else {
             return Ok(None);
         };
