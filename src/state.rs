@@ -129,7 +129,12 @@ impl AppState {
         let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let providers = overrides.providers.unwrap_or_else(|| {
-            Providers::build(&cfg.providers, cfg.sandbox.clone(), clock.clone())
+            Providers::build(
+                &cfg.providers,
+                cfg.sandbox.clone(),
+                cfg.web.clone(),
+                clock.clone(),
+            )
         });
         let fs_media = FsMediaStore::new(cfg.data_dir.join("media"));
         let media_staging = fs_media.staging_dir();

@@ -258,60 +258,60 @@ const fn gql(field: &'static str, query: &'static str, want: [Want; 6]) -> Gql {
 #[rustfmt::skip]
 fn gql_rows() -> Vec<Gql> {
     vec![
-        gql("register", r#"mutation { register(input: {email: "$email", password: "correct-horse-battery", name: "N"}) { accessToken } }"#, PUBLIC),
-        gql("login", r#"mutation { login(input: {email: "$owner", password: "correct-horse-battery"}) { accessToken } }"#, PUBLIC),
-        gql("refreshToken", r#"mutation { refreshToken(refreshToken: "$refresh") { accessToken } }"#, PUBLIC),
-        gql("logout", r#"mutation { logout(refreshToken: "$refresh2") }"#, PUBLIC),
-        gql("me", "{ me { user { id } tenant { id } } }", user_only(Own)),
-        gql("apiKeys", "{ apiKeys { id scopes } }", user_only(Own)),
-        gql("createApiKey", r#"mutation { createApiKey(name: "k") { id } }"#, user_only(Own)),
-        gql("revokeApiKey", r#"mutation { revokeApiKey(id: "$apikey") }"#, user_only(N)),
-        gql("sessions", "{ sessions { data { id } } }", any(Own)),
-        gql("session", r#"{ session(id: "$conn") { id } }"#, any(N)),
-        gql("createSession", r#"mutation { createSession(input: {name: "n"}) { id } }"#, any_extra(Own)),
-        gql("renameSession", r#"mutation { renameSession(id: "$conn", name: "r") { id } }"#, any_extra(N)),
-        gql("connectSession", r#"mutation { connectSession(id: "$idle") { status } }"#, any_extra(N)),
-        gql("requestPairCode", r#"mutation { requestPairCode(id: "$idle", phoneNumber: "+14155550188") { code } }"#, any_extra(N)),
-        gql("sandboxScan", r#"mutation { sandboxScan(id: "$idle") { status } }"#, any_extra(N)),
-        gql("disconnectSession", r#"mutation { disconnectSession(id: "$idle") { status } }"#, any_extra(N)),
-        gql("logoutSession", r#"mutation { logoutSession(id: "$paired") { status } }"#, any_extra(N)),
-        gql("deleteSession", r#"mutation { deleteSession(id: "$doomed") }"#, any_extra(N)),
-        gql("sendText", r#"mutation { sendText(sessionId: "$conn", to: "+14155550199", text: "hi") { id } }"#, any(N)),
-        gql("sendLocation", r#"mutation { sendLocation(sessionId: "$conn", to: "+14155550199", latitude: 1.5, longitude: 2.5) { id } }"#, any(N)),
+        gql("register", r#"mutation Register { register(input: {email: "$email", password: "correct-horse-battery", name: "N"}) { accessToken } }"#, PUBLIC),
+        gql("login", r#"mutation Login { login(input: {email: "$owner", password: "correct-horse-battery"}) { accessToken } }"#, PUBLIC),
+        gql("refreshToken", r#"mutation RefreshToken { refreshToken(refreshToken: "$refresh") { accessToken } }"#, PUBLIC),
+        gql("logout", r#"mutation Logout { logout(refreshToken: "$refresh2") }"#, PUBLIC),
+        gql("me", "query Me { me { user { id } tenant { id } } }", user_only(Own)),
+        gql("apiKeys", "query ApiKeys { apiKeys { id scopes } }", user_only(Own)),
+        gql("createApiKey", r#"mutation CreateApiKey { createApiKey(name: "k") { id } }"#, user_only(Own)),
+        gql("revokeApiKey", r#"mutation RevokeApiKey { revokeApiKey(id: "$apikey") }"#, user_only(N)),
+        gql("sessions", "query Sessions { sessions { data { id } } }", any(Own)),
+        gql("session", r#"query Session { session(id: "$conn") { id } }"#, any(N)),
+        gql("createSession", r#"mutation CreateSession { createSession(input: {name: "n"}) { id } }"#, any_extra(Own)),
+        gql("renameSession", r#"mutation RenameSession { renameSession(id: "$conn", name: "r") { id } }"#, any_extra(N)),
+        gql("connectSession", r#"mutation ConnectSession { connectSession(id: "$idle") { status } }"#, any_extra(N)),
+        gql("requestPairCode", r#"mutation RequestPairCode { requestPairCode(id: "$idle", phoneNumber: "+14155550188") { code } }"#, any_extra(N)),
+        gql("sandboxScan", r#"mutation SandboxScan { sandboxScan(id: "$idle") { status } }"#, any_extra(N)),
+        gql("disconnectSession", r#"mutation DisconnectSession { disconnectSession(id: "$idle") { status } }"#, any_extra(N)),
+        gql("logoutSession", r#"mutation LogoutSession { logoutSession(id: "$paired") { status } }"#, any_extra(N)),
+        gql("deleteSession", r#"mutation DeleteSession { deleteSession(id: "$doomed") }"#, any_extra(N)),
+        gql("sendText", r#"mutation SendText { sendText(sessionId: "$conn", to: "+14155550199", text: "hi") { id } }"#, any(N)),
+        gql("sendLocation", r#"mutation SendLocation { sendLocation(sessionId: "$conn", to: "+14155550199", latitude: 1.5, longitude: 2.5) { id } }"#, any(N)),
         gql("sendMedia", "", any(N)),
-        gql("messages", "{ messages { data { id } } }", any(Own)),
-        gql("message", r#"{ message(id: "$msg") { id } }"#, any(N)),
-        gql("contacts", "{ contacts { data { id } } }", any(Own)),
-        gql("contact", r#"{ contact(id: "$contact") { id } }"#, any(N)),
-        gql("contactTags", "{ contactTags { tag } }", any(Own)),
-        gql("contactGroups", "{ contactGroups { data { id } } }", any(Own)),
-        gql("contactGroup", r#"{ contactGroup(id: "$group") { id } }"#, any(N)),
-        gql("createContact", r#"mutation { createContact(input: {phone: "$newphone"}) { id } }"#, any(Own)),
-        gql("updateContact", r#"mutation { updateContact(id: "$contact", input: {name: "C"}) { id } }"#, any(N)),
-        gql("importContacts", r#"mutation { importContacts(contacts: [{phone: "$newphone2"}]) { imported } }"#, any(Own)),
-        gql("createContactGroup", r#"mutation { createContactGroup(name: "$groupname") { id } }"#, any(Own)),
-        gql("updateContactGroup", r#"mutation { updateContactGroup(id: "$group", description: "d") { id } }"#, any(N)),
-        gql("addContactsToGroup", r#"mutation { addContactsToGroup(groupId: "$group", contactIds: ["$contact"]) { changed } }"#, any(N)),
-        gql("removeContactsFromGroup", r#"mutation { removeContactsFromGroup(groupId: "$group", contactIds: ["$contact"]) { changed } }"#, any(N)),
-        gql("deleteContactGroup", r#"mutation { deleteContactGroup(id: "$dgroup") }"#, any(N)),
-        gql("deleteContact", r#"mutation { deleteContact(id: "$dcontact") }"#, any(N)),
-        gql("webhooks", "{ webhooks { data { id } } }", any_extra(Own)),
-        gql("webhook", r#"{ webhook(id: "$hook") { id } }"#, any_extra(N)),
-        gql("webhookSecret", r#"{ webhookSecret(id: "$hook") { secret } }"#, any_extra(N)),
-        gql("webhookDeliveries", r#"{ webhookDeliveries(webhookId: "$hook") { data { id } } }"#, any_extra(N)),
-        gql("createWebhook", r#"mutation { createWebhook(input: {url: "http://127.0.0.1:9/h", sessionIds: ["$conn"]}) { id } }"#, any_extra(N)),
-        gql("updateWebhook", r#"mutation { updateWebhook(id: "$hook", input: {description: "x"}) { id } }"#, any_extra(N)),
-        gql("rotateWebhookSecret", r#"mutation { rotateWebhookSecret(id: "$hook") { secret } }"#, any_extra(N)),
-        gql("retryWebhookDelivery", r#"mutation { retryWebhookDelivery(webhookId: "$hook", deliveryId: "$delivery") { id } }"#, any_extra(N)),
-        gql("testWebhook", r#"mutation { testWebhook(id: "$hook") { id } }"#, any_extra(N)),
-        gql("deleteWebhook", r#"mutation { deleteWebhook(id: "$dhook") }"#, any_extra(N)),
+        gql("messages", "query Messages { messages { data { id } } }", any(Own)),
+        gql("message", r#"query Message { message(id: "$msg") { id } }"#, any(N)),
+        gql("contacts", "query Contacts { contacts { data { id } } }", any(Own)),
+        gql("contact", r#"query Contact { contact(id: "$contact") { id } }"#, any(N)),
+        gql("contactTags", "query ContactTags { contactTags { tag } }", any(Own)),
+        gql("contactGroups", "query ContactGroups { contactGroups { data { id } } }", any(Own)),
+        gql("contactGroup", r#"query ContactGroup { contactGroup(id: "$group") { id } }"#, any(N)),
+        gql("createContact", r#"mutation CreateContact { createContact(input: {phone: "$newphone"}) { id } }"#, any(Own)),
+        gql("updateContact", r#"mutation UpdateContact { updateContact(id: "$contact", input: {name: "C"}) { id } }"#, any(N)),
+        gql("importContacts", r#"mutation ImportContacts { importContacts(contacts: [{phone: "$newphone2"}]) { imported } }"#, any(Own)),
+        gql("createContactGroup", r#"mutation CreateContactGroup { createContactGroup(name: "$groupname") { id } }"#, any(Own)),
+        gql("updateContactGroup", r#"mutation UpdateContactGroup { updateContactGroup(id: "$group", description: "d") { id } }"#, any(N)),
+        gql("addContactsToGroup", r#"mutation AddContactsToGroup { addContactsToGroup(groupId: "$group", contactIds: ["$contact"]) { changed } }"#, any(N)),
+        gql("removeContactsFromGroup", r#"mutation RemoveContactsFromGroup { removeContactsFromGroup(groupId: "$group", contactIds: ["$contact"]) { changed } }"#, any(N)),
+        gql("deleteContactGroup", r#"mutation DeleteContactGroup { deleteContactGroup(id: "$dgroup") }"#, any(N)),
+        gql("deleteContact", r#"mutation DeleteContact { deleteContact(id: "$dcontact") }"#, any(N)),
+        gql("webhooks", "query Webhooks { webhooks { data { id } } }", any_extra(Own)),
+        gql("webhook", r#"query Webhook { webhook(id: "$hook") { id } }"#, any_extra(N)),
+        gql("webhookSecret", r#"query WebhookSecret { webhookSecret(id: "$hook") { secret } }"#, any_extra(N)),
+        gql("webhookDeliveries", r#"query WebhookDeliveries { webhookDeliveries(webhookId: "$hook") { data { id } } }"#, any_extra(N)),
+        gql("createWebhook", r#"mutation CreateWebhook { createWebhook(input: {url: "http://127.0.0.1:9/h", sessionIds: ["$conn"]}) { id } }"#, any_extra(N)),
+        gql("updateWebhook", r#"mutation UpdateWebhook { updateWebhook(id: "$hook", input: {description: "x"}) { id } }"#, any_extra(N)),
+        gql("rotateWebhookSecret", r#"mutation RotateWebhookSecret { rotateWebhookSecret(id: "$hook") { secret } }"#, any_extra(N)),
+        gql("retryWebhookDelivery", r#"mutation RetryWebhookDelivery { retryWebhookDelivery(webhookId: "$hook", deliveryId: "$delivery") { id } }"#, any_extra(N)),
+        gql("testWebhook", r#"mutation TestWebhook { testWebhook(id: "$hook") { id } }"#, any_extra(N)),
+        gql("deleteWebhook", r#"mutation DeleteWebhook { deleteWebhook(id: "$dhook") }"#, any_extra(N)),
     ]
 }
 
 /// The GraphQL multipart upload for `sendMedia`.
 async fn gql_send_media(app: &TestApp, auth: Auth<'_>, session: &str) -> Value {
     let ops = json!({
-        "query": "mutation($f: Upload!) { sendMedia(type: IMAGE, sessionId: \"SESSION\", to: \"+14155550199\", file: $f) { id } }".replace("SESSION", session),
+        "query": "mutation SendMedia($f: Upload!) { sendMedia(type: IMAGE, sessionId: \"SESSION\", to: \"+14155550199\", file: $f) { id } }".replace("SESSION", session),
         "variables": {"f": null}
     });
     let form = reqwest::multipart::Form::new()
@@ -818,12 +818,16 @@ async fn subscriptions_follow_the_same_rule() {
 
     // Refused: no read_messages; another tenant's session.
     let mut ws = connect(&sender).await;
-    ws.subscribe("m", "subscription { messageEvents { type } }", json!({}))
-        .await;
+    ws.subscribe(
+        "m",
+        "subscription MessageEvents { messageEvents { type } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(error_code(&ws.next_of("m").await), "FORBIDDEN");
     ws.subscribe(
         "s",
-        "subscription($s: ID) { sessionStatus(sessionId: $s) { status } }",
+        "subscription SessionStatus($s: ID) { sessionStatus(sessionId: $s) { status } }",
         json!({"s": conn}),
     )
     .await;
@@ -833,15 +837,15 @@ async fn subscriptions_follow_the_same_rule() {
     for (id, q) in [
         (
             "a",
-            "subscription($s: ID) { sessionStatus(sessionId: $s) { status } }",
+            "subscription SessionStatus($s: ID) { sessionStatus(sessionId: $s) { status } }",
         ),
         (
             "b",
-            "subscription($s: ID!) { sessionQr(sessionId: $s) { code } }",
+            "subscription SessionQr($s: ID!) { sessionQr(sessionId: $s) { code } }",
         ),
         (
             "c",
-            "subscription($s: ID) { messageEvents(sessionId: $s) { type } }",
+            "subscription MessageEvents($s: ID) { messageEvents(sessionId: $s) { type } }",
         ),
     ] {
         other.subscribe(id, q, json!({"s": conn})).await;
@@ -854,19 +858,19 @@ async fn subscriptions_follow_the_same_rule() {
     let mut ws = connect(&w.key_default).await;
     ws.subscribe(
         "st",
-        "subscription($s: ID) { sessionStatus(sessionId: $s) { status } }",
+        "subscription SessionStatus($s: ID) { sessionStatus(sessionId: $s) { status } }",
         json!({"s": idle}),
     )
     .await;
     ws.subscribe(
         "qr",
-        "subscription($s: ID!) { sessionQr(sessionId: $s) { code } }",
+        "subscription SessionQr($s: ID!) { sessionQr(sessionId: $s) { code } }",
         json!({"s": idle}),
     )
     .await;
     ws.subscribe(
         "me",
-        "subscription($s: ID) { messageEvents(sessionId: $s) { type } }",
+        "subscription MessageEvents($s: ID) { messageEvents(sessionId: $s) { type } }",
         json!({"s": conn}),
     )
     .await;

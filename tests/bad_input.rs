@@ -86,7 +86,7 @@ async fn huge_page_numbers_are_400_on_every_list() {
     let body = app
         .graphql(
             Auth::Bearer(&token),
-            "query($w: ID!) { webhookDeliveries(webhookId: $w, page: 2147483647, limit: 100) { pagination { page } } }",
+            "query WebhookDeliveries($w: ID!) { webhookDeliveries(webhookId: $w, page: 2147483647, limit: 100) { pagination { page } } }",
             json!({"w": hook}),
         )
         .await;

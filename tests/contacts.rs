@@ -487,7 +487,7 @@ async fn graphql_shares_the_store() {
     let created = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($i: ContactCreateInput!) { createContact(input: $i) { id phone phoneE164 name tags countryCode } }",
+            "mutation CreateContact($i: ContactCreateInput!) { createContact(input: $i) { id phone phoneE164 name tags countryCode } }",
             json!({"i": {"phone": "+44 20 7946 0958", "name": "Graph Made", "tags": ["b"]}}),
         )
         .await;
@@ -498,7 +498,7 @@ async fn graphql_shares_the_store() {
     let dup = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { createContact(input: {phone: \"14155550100\"}) { id } }",
+            "mutation CreateContact { createContact(input: {phone: \"14155550100\"}) { id } }",
             json!({}),
         )
         .await;
@@ -507,7 +507,7 @@ async fn graphql_shares_the_store() {
     let list = app
         .graphql(
             Auth::Bearer(&token),
-            "{ contacts(filter: {search: \"made\"}, sortBy: NAME, sortOrder: ASC) { data { name } pagination { total } } }",
+            "query Contacts { contacts(filter: {search: \"made\"}, sortBy: NAME, sortOrder: ASC) { data { name } pagination { total } } }",
             json!({}),
         )
         .await;
@@ -521,7 +521,7 @@ async fn graphql_shares_the_store() {
     let upd = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { updateContact(id: $id, input: {name: null, tags: [\"x\"]}) { name tags } }",
+            "mutation UpdateContact($id: ID!) { updateContact(id: $id, input: {name: null, tags: [\"x\"]}) { name tags } }",
             json!({"id": rid}),
         )
         .await;
@@ -537,7 +537,7 @@ async fn graphql_shares_the_store() {
     let bulk = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { importContacts(contacts: [{phone: \"+14155550111\"}, {phone: \"bad\"}, {phone: \"+14155550100\"}]) { imported skipped errors { index error } contacts { phone status } } }",
+            "mutation ImportContacts { importContacts(contacts: [{phone: \"+14155550111\"}, {phone: \"bad\"}, {phone: \"+14155550100\"}]) { imported skipped errors { index error } contacts { phone status } } }",
             json!({}),
         )
         .await;
@@ -550,7 +550,7 @@ async fn graphql_shares_the_store() {
     let grp = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { createContactGroup(name: \"G\") { id memberCount } }",
+            "mutation CreateContactGroup { createContactGroup(name: \"G\") { id memberCount } }",
             json!({}),
         )
         .await;
@@ -558,7 +558,7 @@ async fn graphql_shares_the_store() {
     let add = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($g: ID!, $c: [ID!]!) { addContactsToGroup(groupId: $g, contactIds: $c) { changed memberCount } }",
+            "mutation AddContactsToGroup($g: ID!, $c: [ID!]!) { addContactsToGroup(groupId: $g, contactIds: $c) { changed memberCount } }",
             json!({"g": gid, "c": [rid]}),
         )
         .await;
@@ -569,7 +569,7 @@ async fn graphql_shares_the_store() {
     let tags = app
         .graphql(
             Auth::Bearer(&token),
-            "{ contactTags { tag count } }",
+            "query ContactTags { contactTags { tag count } }",
             json!({}),
         )
         .await;
@@ -580,7 +580,7 @@ async fn graphql_shares_the_store() {
     let del = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { deleteContact(id: $id) }",
+            "mutation DeleteContact($id: ID!) { deleteContact(id: $id) }",
             json!({"id": format!("contact_{rid}")}),
         )
         .await;
@@ -589,7 +589,7 @@ async fn graphql_shares_the_store() {
     let hidden = app
         .graphql(
             Auth::Bearer(&other),
-            "query($id: ID!) { contact(id: $id) { id } }",
+            "query Contact($id: ID!) { contact(id: $id) { id } }",
             json!({"id": c["id"]}),
         )
         .await;
@@ -913,7 +913,7 @@ async fn odd_input_is_a_4xx_never_a_500() {
     let gql = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { createContact(input: {phone: \"+14155550101\", params: [1, 2]}) { id } }",
+            "mutation CreateContact { createContact(input: {phone: \"+14155550101\", params: [1, 2]}) { id } }",
             json!({}),
         )
         .await;

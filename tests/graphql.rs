@@ -6,7 +6,7 @@ use common::{Auth, GqlWs, InitRefused, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
-const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email role } tenant { id name } } }";
+const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email role } tenant { id name } } }";
 
 #[tokio::test]
 async fn register_login_refresh_and_me_over_http() {
@@ -38,7 +38,7 @@ async fn register_login_refresh_and_me_over_http() {
     let r = app
         .graphql(
             Auth::None,
-            "mutation { login(input: {email: \"gql@example.com\", password: \"password123\"}) { accessToken refreshToken } }",
+            "mutation Login { login(input: {email: \"gql@example.com\", password: \"password123\"}) { accessToken refreshToken } }",
             json!({}),
         )
         .await;
@@ -54,14 +54,15 @@ async fn register_login_refresh_and_me_over_http() {
     let r = app
         .graphql(
             Auth::Bearer(&token),
-            "{ me { user { email name } tenant { name } } }",
+            "query Me { me { user { email name } tenant { name } } }",
             json!({}),
         )
         .await;
     assert_eq!(r["data"]["me"]["user"]["email"], "gql@example.com");
     assert_eq!(r["data"]["me"]["tenant"]["name"], "GraphCo");
 
-    let q = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }";
+    let q =
+        "mutation RefreshToken($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }";
     let r = app.graphql(Auth::None, q, json!({"t": refresh})).await;
     assert!(r["data"]["refreshToken"]["refreshToken"].is_string(), "{r}");
     let r = app.graphql(Auth::None, q, json!({"t": refresh})).await;
@@ -72,7 +73,7 @@ async fn register_login_refresh_and_me_over_http() {
 async fn errors_carry_the_same_codes_as_rest() {
     let app = TestApp::spawn().await;
     let r = app
-        .graphql(Auth::None, "{ me { user { email } } }", json!({}))
+        .graphql(Auth::None, "query Me { me { user { email } } }", json!({}))
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
     assert_eq!(r["data"], serde_json::Value::Null);
@@ -80,7 +81,7 @@ async fn errors_carry_the_same_codes_as_rest() {
     let r = app
         .graphql(
             Auth::Bearer("not-a-token"),
-            "{ me { user { email } } }",
+            "query Me { me { user { email } } }",
             json!({}),
         )
         .await;
@@ -119,7 +120,7 @@ async fn api_keys_over_graphql_and_key_auth() {
     let r = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { createApiKey(name: \"bot\") { id key prefix name } }",
+            "mutation CreateApiKey { createApiKey(name: \"bot\") { id key prefix name } }",
             json!({}),
         )
         .await;
@@ -137,7 +138,7 @@ async fn api_keys_over_graphql_and_key_auth() {
     let r = app
         .graphql(
             Auth::Bearer(&token),
-            "{ apiKeys { id name lastUsedAt } }",
+            "query ApiKeys { apiKeys { id name lastUsedAt } }",
             json!({}),
         )
         .await;
@@ -145,13 +146,17 @@ async fn api_keys_over_graphql_and_key_auth() {
 
     // An API key authenticates GraphQL, but cannot manage keys.
     let r = app
-        .graphql(Auth::Key(&key), "{ apiKeys { id } }", json!({}))
+        .graphql(
+            Auth::Key(&key),
+            "query ApiKeys { apiKeys { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
 
     // Tenant isolation: another tenant cannot revoke it.
     let other = app.token("gqlother@example.com").await;
-    let q = "mutation($id: ID!) { revokeApiKey(id: $id) }";
+    let q = "mutation RevokeApiKey($id: ID!) { revokeApiKey(id: $id) }";
     let r = app
         .graphql(Auth::Bearer(&other), q, json!({"id": id}))
         .await;
@@ -168,7 +173,11 @@ async fn api_keys_over_graphql_and_key_auth() {
         .await;
     assert_eq!(r["data"]["revokeApiKey"], true, "{r}");
     let r = app
-        .graphql(Auth::Key(&key), "{ apiKeys { id } }", json!({}))
+        .graphql(
+            Auth::Key(&key),
+            "query ApiKeys { apiKeys { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED", "{r}");
 }
@@ -207,7 +216,7 @@ async fn websocket_auth_with_bearer_in_connection_init() {
     )
     .await
     .expect("ack");
-    ws.subscribe("1", "{ me { user { email } } }", json!({}))
+    ws.subscribe("1", "query Me { me { user { email } } }", json!({}))
         .await;
     let msg = ws.next_json().await;
     assert_eq!(msg["type"], "next", "{msg}");
@@ -228,7 +237,7 @@ async fn websocket_auth_with_api_key_and_anonymous() {
     let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({"X-API-Key": key}))
         .await
         .expect("ack");
-    ws.subscribe("k", "{ me { user { email } } }", json!({}))
+    ws.subscribe("k", "query Me { me { user { email } } }", json!({}))
         .await;
     let msg = ws.next_json().await;
     assert_eq!(
@@ -240,7 +249,7 @@ async fn websocket_auth_with_api_key_and_anonymous() {
     let mut ws = GqlWs::connect(&app, "graphql-transport-ws", json!({}))
         .await
         .expect("ack");
-    ws.subscribe("a", "{ me { user { email } } }", json!({}))
+    ws.subscribe("a", "query Me { me { user { email } } }", json!({}))
         .await;
     let msg = ws.next_json().await;
     assert_eq!(
@@ -294,7 +303,7 @@ async fn legacy_graphql_ws_protocol() {
     .await
     .expect("ack");
     ws.send(
-        json!({"id": "1", "type": "start", "payload": {"query": "{ me { tenant { name } } }"}}),
+        json!({"id": "1", "type": "start", "payload": {"query": "query Me { me { tenant { name } } }"}}),
     )
     .await;
     let msg = ws.next_json().await;
@@ -323,7 +332,7 @@ async fn graphql_bodies_are_limited_too() {
     r.assert_error(413, "PAYLOAD_TOO_LARGE");
     // A normal query still goes through.
     let r = app
-        .graphql(Auth::None, "{ me { user { email } } }", json!({}))
+        .graphql(Auth::None, "query Me { me { user { email } } }", json!({}))
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHORIZED");
 }
@@ -354,7 +363,7 @@ async fn websocket_refuses_malformed_credentials() {
 async fn a_failed_root_field_nulls_data() {
     let app = TestApp::spawn().await;
     let token = app.token("nulls@gql.test").await;
-    let q = "query($id: ID!) { me { user { id } } missing: session(id: $id) { id } }";
+    let q = "query Me($id: ID!) { me { user { id } } missing: session(id: $id) { id } }";
     let body = app
         .graphql(Auth::Bearer(&token), q, json!({"id": uuid::Uuid::now_v7()}))
         .await;
@@ -364,7 +373,7 @@ async fn a_failed_root_field_nulls_data() {
     let body = app
         .graphql(
             Auth::Bearer(&token),
-            "{ me { user { id } } sessions { data { id } } }",
+            "query Me { me { user { id } } sessions { data { id } } }",
             json!({}),
         )
         .await;

@@ -87,7 +87,7 @@ async fn assets_are_cacheable_and_api_answers_are_not() {
         .post(
             "/graphql",
             Auth::Bearer(&token),
-            serde_json::json!({"query": "{ me { user { id } } }"}),
+            serde_json::json!({"query": "query Me { me { user { id } } }"}),
         )
         .await;
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");

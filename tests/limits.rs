@@ -48,7 +48,7 @@ async fn graphql_cost_limits_refuse_before_execution() {
     // Too deep (introspection nests freely).
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
-        "{ ofType ".repeat(14),
+        "query OfType { ofType ".repeat(14),
         "}".repeat(14)
     );
     let start = Instant::now();
@@ -100,7 +100,7 @@ async fn a_socket_holds_a_bounded_number_of_subscriptions() {
     let app = TestApp::spawn_with(|c| c.limits.ws_max_subscriptions = 3).await;
     let token = app.token("subs@limits.test").await;
     let mut ws = GqlWs::with_token(&app, &token).await;
-    let q = "subscription { sessionStatus { status } }";
+    let q = "subscription SessionStatus { sessionStatus { status } }";
     for id in ["1", "2", "3", "4"] {
         ws.subscribe(id, q, json!({})).await;
     }
@@ -165,8 +165,12 @@ async fn a_socket_without_connection_init_is_closed_with_4408() {
     let token = app.token("hello@limits.test").await;
     let mut ws = GqlWs::with_token(&app, &token).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    ws.subscribe("s", "subscription { sessionStatus { status } }", json!({}))
-        .await;
+    ws.subscribe(
+        "s",
+        "subscription SessionStatus { sessionStatus { status } }",
+        json!({}),
+    )
+    .await;
     let id = app.create_session(&token, "x").await;
     app.post_empty(
         &format!("/api/v1/whatsapp/{id}/connect"),
@@ -229,7 +233,7 @@ async fn each_key_and_each_user_has_its_own_allowance_with_headers() {
 
     // GraphQL spends by complexity: a page of 100 contacts costs several units at once.
     let fresh = app.api_key(&token, "gql").await;
-    let q = "{ contacts(limit: 100) { data { id phone name } } }";
+    let q = "query Contacts { contacts(limit: 100) { data { id phone name } } }";
     let r = app
         .post("/graphql", Auth::Key(&fresh), json!({"query": q}))
         .await;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use wagate::{domain::ids::TenantId, provider::MessageUpdate, service::messages::MessageStatus};
 
 const TO: &str = "919876543210";
-const EVENTS: &str = "subscription($s: ID) { messageEvents(sessionId: $s) { type sessionId at message { id direction status type text from to deliveredAt readAt } } }";
+const EVENTS: &str = "subscription MessageEvents($s: ID) { messageEvents(sessionId: $s) { type sessionId at message { id direction status type text from to deliveredAt readAt } } }";
 
 async fn socket(app: &TestApp, token: &str) -> GqlWs {
     GqlWs::with_token(app, token).await
@@ -25,7 +25,7 @@ async fn upload(
     file: &'static [u8],
 ) -> (StatusCode, Value) {
     let operations = json!({
-        "query": "mutation($s: ID!, $f: Upload!) { sendMedia(type: IMAGE, sessionId: $s, to: \"919876543210\", file: $f, caption: \"Look\") { id status } }",
+        "query": "mutation SendMedia($s: ID!, $f: Upload!) { sendMedia(type: IMAGE, sessionId: $s, to: \"919876543210\", file: $f, caption: \"Look\") { id status } }",
         "variables": {"s": session, "f": null}
     });
     let form = reqwest::multipart::Form::new()
@@ -194,7 +194,7 @@ async fn graphql_sends_queries_and_uploads() {
     let r = app
         .graphql(
             auth,
-            "mutation($s: ID!) { sendText(sessionId: $s, to: \"+91 98765 43210\", text: \"Hello\", idempotencyKey: \"k1\") { id status to } }",
+            "mutation SendText($s: ID!) { sendText(sessionId: $s, to: \"+91 98765 43210\", text: \"Hello\", idempotencyKey: \"k1\") { id status to } }",
             json!({"s": session}),
         )
         .await;
@@ -205,7 +205,7 @@ async fn graphql_sends_queries_and_uploads() {
     let again = app
         .graphql(
             auth,
-            "mutation($s: ID!) { sendText(sessionId: $s, to: \"919876543210\", text: \"Hello\", idempotencyKey: \"k1\") { id } }",
+            "mutation SendText($s: ID!) { sendText(sessionId: $s, to: \"919876543210\", text: \"Hello\", idempotencyKey: \"k1\") { id } }",
             json!({"s": session}),
         )
         .await;
@@ -214,7 +214,7 @@ async fn graphql_sends_queries_and_uploads() {
     let bad = app
         .graphql(
             auth,
-            "mutation($s: ID!) { sendText(sessionId: $s, to: \"abc\", text: \"\") { id } }",
+            "mutation SendText($s: ID!) { sendText(sessionId: $s, to: \"abc\", text: \"\") { id } }",
             json!({"s": session}),
         )
         .await;
@@ -225,7 +225,7 @@ async fn graphql_sends_queries_and_uploads() {
     let loc = app
         .graphql(
             auth,
-            "mutation($s: ID!) { sendLocation(sessionId: $s, to: \"919876543210\", latitude: 12.97, longitude: 77.59, name: \"Office\") { id status } }",
+            "mutation SendLocation($s: ID!) { sendLocation(sessionId: $s, to: \"919876543210\", latitude: 12.97, longitude: 77.59, name: \"Office\") { id status } }",
             json!({"s": session}),
         )
         .await;
@@ -253,7 +253,7 @@ async fn graphql_sends_queries_and_uploads() {
     let q = app
         .graphql(
             auth,
-            "query($id: ID!) { message(id: $id) { id type caption media { mimeType size url } } messages(limit: 10) { data { id } pagination { total } } }",
+            "query Message($id: ID!) { message(id: $id) { id type caption media { mimeType size url } } messages(limit: 10) { data { id } pagination { total } } }",
             json!({"id": media_id}),
         )
         .await;
@@ -265,7 +265,7 @@ async fn graphql_sends_queries_and_uploads() {
     let stolen = app
         .graphql(
             Auth::Bearer(&other),
-            "query($id: ID!) { message(id: $id) { id } }",
+            "query Message($id: ID!) { message(id: $id) { id } }",
             json!({"id": id}),
         )
         .await;
@@ -273,7 +273,7 @@ async fn graphql_sends_queries_and_uploads() {
     let blocked = app
         .graphql(
             Auth::Bearer(&other),
-            "mutation($s: ID!) { sendText(sessionId: $s, to: \"919876543210\", text: \"x\") { id } }",
+            "mutation SendText($s: ID!) { sendText(sessionId: $s, to: \"919876543210\", text: \"x\") { id } }",
             json!({"s": session}),
         )
         .await;

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const STATUS_SUB: &str =
-    "subscription { sessionStatus { sessionId status phoneNumber connected } }";
-const QR_SUB: &str = "subscription($id: ID!) { sessionQr(sessionId: $id) { code } }";
+    "subscription SessionStatus { sessionStatus { sessionId status phoneNumber connected } }";
+const QR_SUB: &str = "subscription SessionQr($id: ID!) { sessionQr(sessionId: $id) { code } }";
 
 async fn next_for(ws: &mut GqlWs, id: &str) -> Value {
     ws.next_data(id).await
@@ -108,7 +108,7 @@ async fn two_instances_share_live_events() {
     // Message events cross instances too: an inbound message and a send on B reach A.
     ws.subscribe(
         "msg",
-        "subscription { messageEvents { type message { id status text } } }",
+        "subscription MessageEvents { messageEvents { type message { id status text } } }",
         json!({}),
     )
     .await;

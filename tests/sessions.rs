@@ -1003,7 +1003,7 @@ async fn a_pair_code_links_a_phone_instead_of_a_qr_scan() {
     let gql = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { requestPairCode(id: $id, phoneNumber: \"+919811122233\") { code phoneNumber } }",
+            "mutation RequestPairCode($id: ID!) { requestPairCode(id: $id, phoneNumber: \"+919811122233\") { code phoneNumber } }",
             json!({"id": id}),
         )
         .await;

@@ -5,9 +5,8 @@ mod common;
 use common::{Auth, GqlWs, TestApp};
 use serde_json::{Value, json};
 
-const QR_SUB: &str =
-    "subscription($id: ID!) { sessionQr(sessionId: $id) { sessionId code svg expiresAt } }";
-const STATUS_SUB: &str = "subscription($id: ID) { sessionStatus(sessionId: $id) { sessionId status phoneNumber connected at reason } }";
+const QR_SUB: &str = "subscription SessionQr($id: ID!) { sessionQr(sessionId: $id) { sessionId code svg expiresAt } }";
+const STATUS_SUB: &str = "subscription SessionStatus($id: ID) { sessionStatus(sessionId: $id) { sessionId status phoneNumber connected at reason } }";
 
 async fn ws_for(app: &TestApp, token: &str) -> GqlWs {
     GqlWs::with_token(app, token).await
@@ -256,7 +255,7 @@ async fn session_queries_and_mutations() {
     let token = app.token("gqlsessions@example.com").await;
     let t = Auth::Bearer(&token);
     let r = app
-        .graphql(t, "mutation { createSession(input: {name: \"G1\"}) { id name status provider connected } }", json!({}))
+        .graphql(t, "mutation CreateSession { createSession(input: {name: \"G1\"}) { id name status provider connected } }", json!({}))
         .await;
     let s = &r["data"]["createSession"];
     assert_eq!(s["status"], "DISCONNECTED", "{r}");
@@ -265,7 +264,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { connectSession(id: $id) { status message } }",
+            "mutation ConnectSession($id: ID!) { connectSession(id: $id) { status message } }",
             json!({"id": id}),
         )
         .await;
@@ -276,7 +275,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { connectSession(id: $id) { status } }",
+            "mutation ConnectSession($id: ID!) { connectSession(id: $id) { status } }",
             json!({"id": id}),
         )
         .await;
@@ -284,7 +283,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { sandboxScan(id: $id, phoneNumber: \"+44 7911 123456\") { status phoneNumber } }",
+            "mutation SandboxScan($id: ID!) { sandboxScan(id: $id, phoneNumber: \"+44 7911 123456\") { status phoneNumber } }",
             json!({"id": id}),
         )
         .await;
@@ -296,7 +295,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { renameSession(id: $id, name: \"Sales\") { name } }",
+            "mutation RenameSession($id: ID!) { renameSession(id: $id, name: \"Sales\") { name } }",
             json!({"id": id}),
         )
         .await;
@@ -304,7 +303,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "{ sessions(limit: 5) { data { id name } pagination { total totalPages limit } } }",
+            "query Sessions { sessions(limit: 5) { data { id name } pagination { total totalPages limit } } }",
             json!({}),
         )
         .await;
@@ -315,7 +314,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { disconnectSession(id: $id) { status } }",
+            "mutation DisconnectSession($id: ID!) { disconnectSession(id: $id) { status } }",
             json!({"id": id}),
         )
         .await;
@@ -323,7 +322,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { logoutSession(id: $id) { status phoneNumber } }",
+            "mutation LogoutSession($id: ID!) { logoutSession(id: $id) { status phoneNumber } }",
             json!({"id": id}),
         )
         .await;
@@ -332,14 +331,18 @@ async fn session_queries_and_mutations() {
         json!({"status": "LOGGED_OUT", "phoneNumber": null})
     );
     let r = app
-        .graphql(t, "{ sessions(limit: 500) { data { id } } }", json!({}))
+        .graphql(
+            t,
+            "query Sessions { sessions(limit: 500) { data { id } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "VALIDATION_ERROR");
     let other = app.token("gqlother2@example.com").await;
     let r = app
         .graphql(
             Auth::Bearer(&other),
-            "query($id: ID!) { session(id: $id) { id } }",
+            "query Session($id: ID!) { session(id: $id) { id } }",
             json!({"id": id}),
         )
         .await;
@@ -347,7 +350,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "mutation($id: ID!) { deleteSession(id: $id) }",
+            "mutation DeleteSession($id: ID!) { deleteSession(id: $id) }",
             json!({"id": id}),
         )
         .await;
@@ -355,7 +358,7 @@ async fn session_queries_and_mutations() {
     let r = app
         .graphql(
             t,
-            "query($id: ID!) { session(id: $id) { id } }",
+            "query Session($id: ID!) { session(id: $id) { id } }",
             json!({"id": id}),
         )
         .await;

@@ -408,7 +408,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let created = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { id url events enabled secret description } }",
+            "mutation CreateWebhook($input: CreateWebhookInput!) { createWebhook(input: $input) { id url events enabled secret description } }",
             json!({"input": {"url": rx.url("/gql"), "events": ["webhook.test", "contact.created"], "description": "dash"}}),
         )
         .await;
@@ -420,7 +420,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let listed = app
         .graphql(
             Auth::Bearer(&token),
-            "{ webhooks { data { id url } pagination { total } } }",
+            "query Webhooks { webhooks { data { id url } pagination { total } } }",
             json!({}),
         )
         .await;
@@ -428,7 +428,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let s = app
         .graphql(
             Auth::Bearer(&token),
-            "query($id: ID!) { webhookSecret(id: $id) { secret } }",
+            "query WebhookSecret($id: ID!) { webhookSecret(id: $id) { secret } }",
             json!({"id": id}),
         )
         .await;
@@ -437,7 +437,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let t = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { testWebhook(id: $id) { id eventType status } }",
+            "mutation TestWebhook($id: ID!) { testWebhook(id: $id) { id eventType status } }",
             json!({"id": id}),
         )
         .await;
@@ -449,7 +449,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
         log = app
             .graphql(
                 Auth::Bearer(&token),
-                "query($id: ID!) { webhookDeliveries(webhookId: $id, status: \"delivered\") { data { id eventType attemptCount attempts { httpStatus latencyMs responseBody } } pagination { total } } }",
+                "query WebhookDeliveries($id: ID!) { webhookDeliveries(webhookId: $id, status: \"delivered\") { data { id eventType attemptCount attempts { httpStatus latencyMs responseBody } } pagination { total } } }",
                 json!({"id": id}),
             )
             .await;
@@ -464,7 +464,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let retried = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($w: ID!, $d: ID!) { retryWebhookDelivery(webhookId: $w, deliveryId: $d) { status } }",
+            "mutation RetryWebhookDelivery($w: ID!, $d: ID!) { retryWebhookDelivery(webhookId: $w, deliveryId: $d) { status } }",
             json!({"w": id, "d": d["id"]}),
         )
         .await;
@@ -477,7 +477,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let updated = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { updateWebhook(id: $id, input: {description: null, enabled: false}) { description enabled } }",
+            "mutation UpdateWebhook($id: ID!) { updateWebhook(id: $id, input: {description: null, enabled: false}) { description enabled } }",
             json!({"id": id}),
         )
         .await;
@@ -488,7 +488,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let rotated = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            "mutation RotateWebhookSecret($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
             json!({"id": id}),
         )
         .await;
@@ -500,7 +500,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let bad = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation { createWebhook(input: {url: \"gopher://x\"}) { id } }",
+            "mutation CreateWebhook { createWebhook(input: {url: \"gopher://x\"}) { id } }",
             json!({}),
         )
         .await;
@@ -513,7 +513,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let hidden = app
         .graphql(
             Auth::Bearer(&other),
-            "query($id: ID!) { webhook(id: $id) { id } }",
+            "query Webhook($id: ID!) { webhook(id: $id) { id } }",
             json!({"id": id}),
         )
         .await;
@@ -524,7 +524,7 @@ async fn graphql_manages_webhooks_and_reads_the_log() {
     let deleted = app
         .graphql(
             Auth::Bearer(&token),
-            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            "mutation DeleteWebhook($id: ID!) { deleteWebhook(id: $id) }",
             json!({"id": id}),
         )
         .await;

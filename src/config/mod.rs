@@ -7,7 +7,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{domain::ProviderKind, provider::sandbox::SandboxConfig, secrets::EncryptionKey};
+use crate::{
+    domain::ProviderKind,
+    provider::{sandbox::SandboxConfig, web::WebConfig},
+    secrets::EncryptionKey,
+};
 
 mod http;
 mod limits;
@@ -86,12 +90,21 @@ pub struct ConfigArgs {
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "WAGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// Default provider for new sessions: `sandbox` (`web` and `cloud` are planned).
+    /// Default provider for new sessions: `sandbox` or `web` (`cloud` is planned).
     #[arg(long, global = true, env = "WAGATE_PROVIDER")]
     pub provider: Option<String>,
     /// Providers this gateway offers, comma-separated (default: only `WAGATE_PROVIDER`).
     #[arg(long, global = true, env = "WAGATE_PROVIDERS")]
     pub providers: Option<String>,
+    /// WhatsApp Web: WebSocket URL (default WhatsApp's own).
+    #[arg(long, global = true, env = "WAGATE_WEB_WS_URL")]
+    pub web_ws_url: Option<String>,
+    /// WhatsApp Web: pinned client version, e.g. `2.3000.1023456789` (default: fetched).
+    #[arg(long, global = true, env = "WAGATE_WEB_VERSION")]
+    pub web_version: Option<String>,
+    /// WhatsApp Web: device name shown on the phone (default `wagate`).
+    #[arg(long, global = true, env = "WAGATE_WEB_DEVICE_NAME")]
+    pub web_device_name: Option<String>,
     /// Sandbox: validity of the first QR code.
     #[arg(long, global = true, env = "WAGATE_SANDBOX_QR_FIRST_TTL")]
     pub sandbox_qr_first_ttl: Option<String>,
@@ -281,6 +294,8 @@ pub struct Config {
     pub providers: Vec<ProviderKind>,
     /// Sandbox provider timings.
     pub sandbox: SandboxConfig,
+    /// WhatsApp Web provider settings.
+    pub web: WebConfig,
     /// Live events buffered per tenant.
     pub event_buffer: usize,
     /// How often open WebSocket connections re-check their credentials.
@@ -488,6 +503,7 @@ impl Config {
         };
 
         let (providers, provider) = providers::parse(a.providers, a.provider)?;
+        let web = providers::parse_web(a.web_ws_url, a.web_version, a.web_device_name)?;
         let ms = Duration::from_millis(1);
         let sandbox = SandboxConfig {
             qr_first_ttl: parse_duration(
@@ -545,6 +561,7 @@ impl Config {
             provider,
             providers,
             sandbox,
+            web,
             event_buffer,
             ws_reauth_interval,
             messaging,
@@ -601,6 +618,7 @@ impl std::fmt::Debug for Config {
             .field("provider", &self.provider)
             .field("providers", &self.providers)
             .field("sandbox", &self.sandbox)
+            .field("web", &self.web)
             .field("event_buffer", &self.event_buffer)
             .field("ws_reauth_interval", &self.ws_reauth_interval)
             .field("messaging", &self.messaging)

@@ -2,13 +2,17 @@
 //! sessions (`WAGATE_PROVIDER`).
 
 use super::{ConfigError, err, non_empty};
-use crate::domain::ProviderKind;
+use crate::{
+    domain::ProviderKind,
+    provider::web::{WebConfig, parse_version},
+};
 
-/// Parses one provider name; `web` and `cloud` are refused until their transports land.
+/// Parses one provider name; `cloud` is refused until its transport lands.
 fn kind(key: &'static str, name: &str) -> Result<ProviderKind, ConfigError> {
     match name {
         "sandbox" => Ok(ProviderKind::Sandbox),
-        "web" | "cloud" => Err(err(
+        "web" => Ok(ProviderKind::Web),
+        "cloud" => Err(err(
             key,
             format!("provider '{name}' is not available in this build yet; use sandbox"),
         )),
@@ -49,4 +53,39 @@ pub(super) fn parse(
         ));
     }
     Ok((kinds, default))
+}
+
+/// The `web` provider's settings: WebSocket URL, pinned version, device name.
+pub(super) fn parse_web(
+    ws_url: Option<String>,
+    version: Option<String>,
+    device_name: Option<String>,
+) -> Result<WebConfig, ConfigError> {
+    let mut web = WebConfig::default();
+    if let Some(url) = non_empty(ws_url) {
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| err("WAGATE_WEB_WS_URL", format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "ws" | "wss") {
+            return Err(err("WAGATE_WEB_WS_URL", "must be a ws:// or wss:// URL"));
+        }
+        web.ws_url = url;
+    }
+    if let Some(v) = non_empty(version) {
+        web.version = Some(parse_version(&v).ok_or_else(|| {
+            err(
+                "WAGATE_WEB_VERSION",
+                format!("'{v}' is not a version like 2.3000.1023456789"),
+            )
+        })?);
+    }
+    if let Some(name) = non_empty(device_name) {
+        if name.chars().count() > 50 || name.chars().any(char::is_control) {
+            return Err(err(
+                "WAGATE_WEB_DEVICE_NAME",
+                "use at most 50 printable characters",
+            ));
+        }
+        web.device_name = name;
+    }
+    Ok(web)
 }

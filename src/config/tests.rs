@@ -369,6 +369,14 @@ fn providers_are_chosen_by_configuration() {
     })
     .unwrap();
     assert_eq!(c.providers, vec![ProviderKind::Sandbox]);
+    let c = Config::from_args(ConfigArgs {
+        providers: Some("sandbox,web".into()),
+        provider: Some("web".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.providers, vec![ProviderKind::Sandbox, ProviderKind::Web]);
+    assert_eq!(c.provider, ProviderKind::Web);
     for (providers, provider, key, says) in [
         (
             Some("telegram"),
@@ -378,7 +386,7 @@ fn providers_are_chosen_by_configuration() {
         ),
         (Some(" , "), None, "WAGATE_PROVIDERS", "at least one"),
         (
-            Some("sandbox,web"),
+            Some("sandbox,cloud"),
             None,
             "WAGATE_PROVIDERS",
             "not available in this build",
@@ -403,6 +411,62 @@ fn providers_are_chosen_by_configuration() {
         })
         .unwrap_err();
         assert_eq!(e.key, key, "{providers:?} {provider:?}");
+        assert!(e.reason.contains(says), "{}", e.reason);
+    }
+}
+
+#[test]
+fn web_provider_settings() {
+    let c = Config::from_args(ConfigArgs::default()).unwrap();
+    assert_eq!(c.web.ws_url, "wss://web.whatsapp.com/ws/chat");
+    assert_eq!(c.web.version, None);
+    assert_eq!(c.web.device_name, "wagate");
+    let c = Config::from_args(ConfigArgs {
+        web_ws_url: Some("ws://127.0.0.1:9/ws/chat".into()),
+        web_version: Some("2.3000.1023456789".into()),
+        web_device_name: Some("Support desk".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.web.ws_url, "ws://127.0.0.1:9/ws/chat");
+    assert_eq!(c.web.version, Some((2, 3000, 1_023_456_789)));
+    assert_eq!(c.web.device_name, "Support desk");
+    for (args, key, says) in [
+        (
+            ConfigArgs {
+                web_ws_url: Some("https://web.whatsapp.com".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEB_WS_URL",
+            "ws://",
+        ),
+        (
+            ConfigArgs {
+                web_ws_url: Some("not a url".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEB_WS_URL",
+            "not a URL",
+        ),
+        (
+            ConfigArgs {
+                web_version: Some("2.3000".into()),
+                ..Default::default()
+            },
+            "WAGATE_WEB_VERSION",
+            "is not a version",
+        ),
+        (
+            ConfigArgs {
+                web_device_name: Some("x".repeat(51)),
+                ..Default::default()
+            },
+            "WAGATE_WEB_DEVICE_NAME",
+            "at most 50",
+        ),
+    ] {
+        let e = Config::from_args(args).unwrap_err();
+        assert_eq!(e.key, key);
         assert!(e.reason.contains(says), "{}", e.reason);
     }
 }

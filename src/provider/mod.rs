@@ -279,6 +279,7 @@ impl Providers {
     pub fn build(
         kinds: &[ProviderKind],
         sandbox: sandbox::SandboxConfig,
+        web: web::WebConfig,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         let mut providers = Self::default();
@@ -290,7 +291,10 @@ impl Providers {
                         clock.clone(),
                     )));
                 }
-                ProviderKind::Web | ProviderKind::Cloud => {
+                ProviderKind::Web => {
+                    providers = providers.with(Arc::new(web::WebProvider::new(web.clone())));
+                }
+                ProviderKind::Cloud => {
                     tracing::warn!(
                         provider = kind.as_str(),
                         "provider not available in this build"

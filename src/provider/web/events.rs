@@ -15,8 +15,29 @@ pub struct Link {
     pub phone: Option<PhoneNumber>,
     /// The number a pair code was asked for.
     pub pair_phone: Option<PhoneNumber>,
-    /// Reconnects since the last successful connect.
-    pub reconnects: u32,
+    /// Failed connects and drops since the last successful connect.
+    pub failures: u32,
+    /// Why the link last dropped or failed to connect, until a retry reports it.
+    pub last_error: Option<String>,
+    /// Paired in this run: WhatsApp closes the stream once after pairing (515), and the
+    /// client comes straight back with its new identity.
+    pub just_paired: bool,
+}
+
+impl Link {
+    /// The next retry after the link dropped: its number, the gateway's backoff for it and
+    /// why (the last recorded error, else `fallback`).
+    pub fn next_retry(&mut self, fallback: &str) -> ProviderEvent {
+        self.failures = self.failures.saturating_add(1);
+        ProviderEvent::Reconnecting {
+            attempt: self.failures,
+            retry_in: crate::backoff::reconnect_delay(self.failures),
+            reason: self
+                .last_error
+                .take()
+                .unwrap_or_else(|| fallback.to_owned()),
+        }
+    }
 }
 
 /// The number of a WhatsApp user id (`15551234567` of `15551234567:3@s.whatsapp.net`).
@@ -36,7 +57,9 @@ pub const REPLACED: &str = "The WhatsApp Web session was opened elsewhere (strea
 pub const QR_EXHAUSTED: &str = "No QR code was scanned in time; connect again for new codes";
 
 /// The provider event for one crate event, if it changes what the session shows. `now` dates
-/// QR expiries and bans.
+/// QR expiries and bans. Drops and retryable failures only record why in `link`: the
+/// connection reports them as [`ProviderEvent::Reconnecting`] when it retries
+/// ([`Link::next_retry`]), with the delay it really waits.
 pub fn translate(event: &Event, link: &mut Link, now: DateTime<Utc>) -> Option<ProviderEvent> {
     match event {
         Event::PairingQrCode(qr) => Some(ProviderEvent::Qr {
@@ -55,19 +78,20 @@ pub fn translate(event: &Event, link: &mut Link, now: DateTime<Utc>) -> Option<P
         }),
         Event::PairSuccess(p) => {
             link.phone = phone_of_user(&p.id.user);
+            link.just_paired = true;
             None
         }
         Event::PairError(p) => Some(ProviderEvent::Failed {
             error: format!("Pairing failed: {}", p.error),
         }),
         Event::Connected(_) => {
-            link.reconnects = 0;
+            link.failures = 0;
             link.phone
                 .clone()
                 .map(|phone| ProviderEvent::Connected { phone })
         }
-        Event::Disconnected(d) => Some(reconnecting(link, d.reason.to_string())),
-        Event::StreamError(e) => Some(reconnecting(link, format!("stream error {}", e.code))),
+        Event::Disconnected(d) => retry_later(link, format!("Connection lost: {}", d.reason)),
+        Event::StreamError(e) => retry_later(link, format!("WhatsApp stream error {}", e.code)),
         Event::LoggedOut(l) => Some(ProviderEvent::LoggedOut {
             reason: format!("Unlinked from the phone ({})", failure_name(l.reason)),
         }),
@@ -91,27 +115,23 @@ pub fn translate(event: &Event, link: &mut Link, now: DateTime<Utc>) -> Option<P
         Event::ClientOutdated(_) => Some(ProviderEvent::Failed {
             error: OUTDATED.into(),
         }),
-        Event::ConnectFailure(f) => Some(connect_failure(link, f.reason, f.message.as_deref())),
+        Event::ConnectFailure(f) => connect_failure(link, f.reason, f.message.as_deref()),
         _ => None,
     }
 }
 
-fn reconnecting(link: &mut Link, reason: String) -> ProviderEvent {
-    link.reconnects = link.reconnects.saturating_add(1);
-    ProviderEvent::Reconnecting {
-        attempt: link.reconnects,
-        retry_in: crate::backoff::reconnect_delay(link.reconnects),
-        reason,
-    }
+fn retry_later(link: &mut Link, reason: String) -> Option<ProviderEvent> {
+    link.last_error = Some(reason);
+    None
 }
 
 fn connect_failure(
     link: &mut Link,
     reason: ConnectFailureReason,
     message: Option<&str>,
-) -> ProviderEvent {
+) -> Option<ProviderEvent> {
     let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
-    match reason {
+    Some(match reason {
         r if r.is_logged_out() => ProviderEvent::LoggedOut {
             reason: format!("Unlinked from the phone ({}){detail}", failure_name(r)),
         },
@@ -121,17 +141,19 @@ fn connect_failure(
         ConnectFailureReason::TempBanned => ProviderEvent::Failed {
             error: format!("Temporarily banned by WhatsApp{detail}"),
         },
-        r if r.should_reconnect() => reconnecting(
-            link,
-            format!("WhatsApp is unavailable ({}){detail}", failure_name(r)),
-        ),
+        r if r.should_reconnect() => {
+            return retry_later(
+                link,
+                format!("WhatsApp is unavailable ({}){detail}", failure_name(r)),
+            );
+        }
         r => ProviderEvent::Failed {
             error: format!(
                 "WhatsApp refused the connection ({}){detail}",
                 failure_name(r)
             ),
         },
-    }
+    })
 }
 
 /// A readable name with WhatsApp's numeric code.

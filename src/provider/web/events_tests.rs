@@ -70,7 +70,8 @@ fn qr_codes_rotate_and_pairing_connects_with_the_linked_number() {
         Some(ProviderEvent::Connected { phone }) => assert_eq!(phone.e164(), "+4915123456789"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(link.reconnects, 0);
+    assert!(link.just_paired, "pairing asks for an immediate reconnect");
+    assert_eq!(link.failures, 0);
 }
 
 #[test]
@@ -126,14 +127,18 @@ fn drops_reconnect_with_growing_backoff_until_connected() {
     .iter()
     .enumerate()
     {
-        match translate(e, &mut link, now()) {
-            Some(ProviderEvent::Reconnecting {
+        assert!(
+            translate(e, &mut link, now()).is_none(),
+            "a drop is retried, not reported"
+        );
+        match link.next_retry("closed") {
+            ProviderEvent::Reconnecting {
                 attempt,
                 retry_in,
                 reason,
-            }) => {
+            } => {
                 assert_eq!(attempt as usize, i + 1);
-                assert!(!reason.is_empty());
+                assert_ne!(reason, "closed", "the drop's own reason is reported");
                 delays.push(retry_in);
             }
             other => panic!("{other:?}"),
@@ -148,7 +153,11 @@ fn drops_reconnect_with_growing_backoff_until_connected() {
         ),
         Some(ProviderEvent::Connected { .. })
     ));
-    assert_eq!(link.reconnects, 0, "a connect resets the count");
+    assert_eq!(link.failures, 0, "a connect resets the count");
+    assert!(
+        matches!(link.next_retry("closed"), ProviderEvent::Reconnecting { attempt: 1, ref reason, .. } if reason == "closed"),
+        "without a recorded error the fallback reason is used"
+    );
 }
 
 #[test]
@@ -212,11 +221,14 @@ fn connect_failures_log_out_fail_or_retry() {
     ]);
     assert!(matches!(&out[0], Some(ProviderEvent::LoggedOut { reason }) if reason.contains("403")));
     assert!(matches!(&out[1], Some(ProviderEvent::Failed { error }) if error == OUTDATED));
-    assert!(matches!(
-        &out[2],
-        Some(ProviderEvent::Reconnecting { attempt: 1, .. })
-    ));
+    assert!(out[2].is_none(), "a 503 is retried");
     assert!(matches!(&out[3], Some(ProviderEvent::Failed { error }) if error.contains("409")));
     assert!(matches!(&out[4], Some(ProviderEvent::Failed { error }) if error.contains("banned")));
-    assert_eq!(link.reconnects, 1);
+    assert!(
+        link.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("503")),
+        "{:?}",
+        link.last_error
+    );
 }
