@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wagate::{
     clock::{Clock, ManualClock},
-    domain::MessageKind,
+    domain::{Location, MessageKind},
     phone::PhoneNumber,
     provider::{
         Capabilities, Connection, InboundMessage, MessageUpdate, Provider, ProviderError,
@@ -78,15 +78,21 @@ async fn deliver(host: ProviderHost, body: Value) -> (AxumStatus, Json<Value>) {
         return (AxumStatus::BAD_REQUEST, Json(json!({"error": "from"})));
     };
     for s in &sessions {
-        let update = MessageUpdate::Inbound(InboundMessage {
-            tenant_id: s.tenant_id,
-            session_id: s.session_id,
-            provider_message_id: body["id"].as_str().unwrap_or_default().to_owned(),
-            from: from.clone(),
-            kind: MessageKind::Text,
-            body: body["text"].as_str().map(str::to_owned),
-            at: chrono::Utc::now(),
-        });
+        let mut msg = InboundMessage::text(
+            s.tenant_id,
+            s.session_id,
+            body["id"].as_str().unwrap_or_default().to_owned(),
+            from.clone(),
+            body["text"].as_str().map(str::to_owned),
+            chrono::Utc::now(),
+        );
+        // Group chats and places, as a real transport reports them.
+        msg.group = body["group"].as_str().map(str::to_owned);
+        if let Ok(place) = serde_json::from_value::<Location>(body["location"].clone()) {
+            msg.kind = MessageKind::Location;
+            msg.location = Some(place);
+        }
+        let update = MessageUpdate::Inbound(Box::new(msg));
         if !host.updates.report(update).await {
             return (
                 AxumStatus::SERVICE_UNAVAILABLE,
@@ -166,6 +172,29 @@ async fn a_provider_route_reaches_the_sessions_its_settings_name() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(inbound(&app, &mine).await.len(), 1);
+
+    // A place shared in a group: stored under the group, from its sender.
+    let r = client
+        .post(&hook)
+        .json(&json!({
+            "phoneNumberId": "1001", "id": "wamid.3", "from": "+14155550124",
+            "group": "120363025246125486@g.us",
+            "location": {"latitude": 52.52, "longitude": 13.405, "name": "Alexanderplatz"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let got = inbound(&app, &mine).await;
+    let place = got
+        .iter()
+        .find(|m| m["providerMessageId"] == "wamid.3")
+        .unwrap();
+    assert_eq!(place["remoteJid"], "120363025246125486@g.us", "{place}");
+    assert_eq!(place["from"], "14155550124", "{place}");
+    assert_eq!(place["type"], "location", "{place}");
+    assert_eq!(place["location"]["latitude"], 52.52, "{place}");
+    assert_eq!(place["location"]["name"], "Alexanderplatz", "{place}");
 }
 
 #[tokio::test]

@@ -9,16 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::{Auth, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 use wagate::{
-    domain::{ProviderKind, ids::TenantId},
     provider::{store::DeviceStore, web::store::ns},
     service::device_store::DbDeviceStore,
 };
-
-/// A pinned WhatsApp Web version, so the client never asks the internet for one.
-const VERSION: (u32, u32, u32) = (2, 3000, 1_023_456_789);
 
 /// A port nothing listens on.
 fn refused_url() -> String {
@@ -36,33 +32,6 @@ async fn closing_url() -> String {
         }
     });
     format!("ws://{addr}/ws/chat")
-}
-
-async fn web_app(ws_url: String) -> TestApp {
-    TestApp::spawn_with(|cfg| {
-        cfg.providers = vec![ProviderKind::Sandbox, ProviderKind::Web];
-        cfg.web.ws_url = ws_url;
-        cfg.web.version = Some(VERSION);
-    })
-    .await
-}
-
-/// Registers a user and creates a `web` session; (token, tenant, session id).
-async fn web_session(app: &TestApp, email: &str) -> (String, TenantId, String) {
-    let reg = app.register(email).await;
-    let token = reg["accessToken"].as_str().unwrap().to_owned();
-    let tenant: Uuid = reg["tenant"]["id"].as_str().unwrap().parse().unwrap();
-    let r = app
-        .post(
-            "/api/v1/whatsapp",
-            Auth::Bearer(&token),
-            json!({"name": "Phone", "provider": "web"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["data"]["provider"], "web", "{}", r.body);
-    let id = r.body["data"]["id"].as_str().unwrap().to_owned();
-    (token, TenantId::from(tenant), id)
 }
 
 async fn session(app: &TestApp, token: &str, id: &str) -> Value {
@@ -100,8 +69,8 @@ async fn mark_paired(app: &TestApp, id: &str, phone: &str) {
 }
 
 async fn unreachable_whatsapp_is_retried_with_growing_backoff(ws_url: String) {
-    let app = web_app(ws_url).await;
-    let (token, _, id) = web_session(&app, "unreachable@example.com").await;
+    let app = TestApp::spawn_web(ws_url).await;
+    let (token, _, id) = app.web_session("unreachable@example.com").await;
     mark_paired(&app, &id, "14155550177").await;
     let r = app
         .post_empty(
@@ -164,8 +133,8 @@ async fn a_server_that_closes_is_retried_with_growing_backoff_and_sends_wait() {
 
 #[tokio::test]
 async fn a_logout_wipes_the_device_keys_the_client_made() {
-    let app = web_app(refused_url()).await;
-    let (token, tenant, id) = web_session(&app, "wipe@example.com").await;
+    let app = TestApp::spawn_web(refused_url()).await;
+    let (token, tenant, id) = app.web_session("wipe@example.com").await;
     let store = DbDeviceStore::for_session(&app.state, tenant, id.parse().unwrap());
     assert!(store.list(ns::DEVICE).await.unwrap().is_empty());
     mark_paired(&app, &id, "14155550178").await;

@@ -504,6 +504,7 @@ impl Config {
 
         let (providers, provider) = providers::parse(a.providers, a.provider)?;
         let web = providers::parse_web(a.web_ws_url, a.web_version, a.web_device_name)?;
+        providers::check_test_build(&web, &providers)?;
         let ms = Duration::from_millis(1);
         let sandbox = SandboxConfig {
             qr_first_ttl: parse_duration(

@@ -89,3 +89,28 @@ pub(super) fn parse_web(
     }
     Ok(web)
 }
+
+/// A build with the `fake-whatsapp` test feature skips the check of WhatsApp's certificate
+/// chain, so it may only talk to a WhatsApp Web server on this machine.
+pub(super) fn check_test_build(web: &WebConfig, kinds: &[ProviderKind]) -> Result<(), ConfigError> {
+    if !cfg!(feature = "fake-whatsapp") || !kinds.contains(&ProviderKind::Web) {
+        return Ok(());
+    }
+    let local = reqwest::Url::parse(&web.ws_url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    if local {
+        Ok(())
+    } else {
+        Err(err(
+            "WAGATE_WEB_WS_URL",
+            "this is a test build (feature fake-whatsapp) that does not check WhatsApp's \
+             certificates; it only talks to a server on this machine",
+        ))
+    }
+}

@@ -372,6 +372,8 @@ fn providers_are_chosen_by_configuration() {
     let c = Config::from_args(ConfigArgs {
         providers: Some("sandbox,web".into()),
         provider: Some("web".into()),
+        // A local server, which a test build (feature fake-whatsapp) insists on.
+        web_ws_url: Some("ws://127.0.0.1:9/ws/chat".into()),
         ..Default::default()
     })
     .unwrap();
@@ -469,4 +471,23 @@ fn web_provider_settings() {
         assert_eq!(e.key, key);
         assert!(e.reason.contains(says), "{}", e.reason);
     }
+}
+
+#[cfg(feature = "fake-whatsapp")]
+#[test]
+fn a_test_build_talks_only_to_a_local_whatsapp() {
+    let with = |url: &str| {
+        Config::from_args(ConfigArgs {
+            providers: Some("sandbox,web".into()),
+            web_ws_url: Some(url.into()),
+            ..Default::default()
+        })
+    };
+    let e = with("wss://web.whatsapp.com/ws/chat").unwrap_err();
+    assert_eq!(e.key, "WAGATE_WEB_WS_URL");
+    assert!(e.reason.contains("fake-whatsapp"), "{}", e.reason);
+    assert!(with("ws://127.0.0.1:9/ws/chat").is_ok());
+    assert!(with("ws://localhost:9/ws/chat").is_ok());
+    // Without the web provider the URL is never used.
+    assert!(Config::from_args(ConfigArgs::default()).is_ok());
 }

@@ -97,9 +97,9 @@ pub enum ProviderError {
     Unsupported(String),
 }
 
-/// A file attached to an outbound message, held in the media store.
+/// A message's file, held in the media store.
 #[derive(Clone, Debug)]
-pub struct OutboundMedia {
+pub struct MediaFile {
     /// Content address in the media store (SHA-256, hex).
     pub key: String,
     /// Detected MIME type.
@@ -127,7 +127,7 @@ pub struct OutboundMessage {
     /// Text, or the caption of media.
     pub body: Option<String>,
     /// The file, for media kinds.
-    pub media: Option<OutboundMedia>,
+    pub media: Option<MediaFile>,
     /// The place, for locations.
     pub location: Option<Location>,
 }
@@ -171,7 +171,7 @@ pub enum MessageUpdate {
         error: Option<String>,
     },
     /// A contact wrote to the session.
-    Inbound(InboundMessage),
+    Inbound(Box<InboundMessage>),
 }
 
 /// A message received from WhatsApp.
@@ -185,12 +185,46 @@ pub struct InboundMessage {
     pub provider_message_id: String,
     /// Sender.
     pub from: PhoneNumber,
-    /// What it carries (the sandbox sends text).
+    /// The group it was written in (`…@g.us`); `None` in a direct chat.
+    pub group: Option<String>,
+    /// What it carries.
     pub kind: MessageKind,
     /// Text or caption.
     pub body: Option<String>,
+    /// The attached file, already in the media store.
+    pub media: Option<MediaFile>,
+    /// The place, for locations.
+    pub location: Option<Location>,
+    /// What could not be kept (e.g. media WhatsApp no longer serves), else `None`.
+    pub error: Option<String>,
     /// When WhatsApp received it.
     pub at: DateTime<Utc>,
+}
+
+impl InboundMessage {
+    /// A text written in a direct chat.
+    pub fn text(
+        tenant_id: TenantId,
+        session_id: Uuid,
+        provider_message_id: String,
+        from: PhoneNumber,
+        body: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            tenant_id,
+            session_id,
+            provider_message_id,
+            from,
+            group: None,
+            kind: MessageKind::Text,
+            body,
+            media: None,
+            location: None,
+            error: None,
+            at,
+        }
+    }
 }
 
 /// Where providers report [`MessageUpdate`]s. A report resolves once the gateway has stored

@@ -434,16 +434,19 @@ impl Connection for SandboxConnection {
                 let from =
                     PhoneNumber::parse(&from).map_err(|e| ProviderError::Refused(e.to_string()))?;
                 let provider_message_id = format!("SBX{}", Uuid::new_v4().simple()).to_uppercase();
-                let msg = InboundMessage {
-                    tenant_id: self.tenant,
-                    session_id: self.session,
-                    provider_message_id: provider_message_id.clone(),
+                let msg = InboundMessage::text(
+                    self.tenant,
+                    self.session,
+                    provider_message_id.clone(),
                     from,
-                    kind: MessageKind::Text,
-                    body: Some(text),
-                    at: self.clock.now(),
-                };
-                if !self.updates.report(MessageUpdate::Inbound(msg)).await {
+                    Some(text),
+                    self.clock.now(),
+                );
+                if !self
+                    .updates
+                    .report(MessageUpdate::Inbound(Box::new(msg)))
+                    .await
+                {
                     return Err(ProviderError::Unavailable(
                         "The inbound message could not be stored".into(),
                     ));

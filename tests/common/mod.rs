@@ -655,3 +655,42 @@ impl TestApp {
         (tenant, session.id)
     }
 }
+
+/// A pinned WhatsApp Web version, so the `web` client never asks the internet for one.
+pub const WEB_VERSION: (u32, u32, u32) = (2, 3000, 1_023_456_789);
+
+impl TestApp {
+    /// A gateway that also offers the `web` provider, whose client talks to `ws_url`.
+    pub async fn spawn_web(ws_url: String) -> TestApp {
+        Self::spawn_with(|cfg| {
+            cfg.providers = vec![
+                wagate::domain::ProviderKind::Sandbox,
+                wagate::domain::ProviderKind::Web,
+            ];
+            cfg.web.ws_url = ws_url;
+            cfg.web.version = Some(WEB_VERSION);
+        })
+        .await
+    }
+
+    /// Registers `email` and creates a `web` session: (token, tenant, session id).
+    pub async fn web_session(
+        &self,
+        email: &str,
+    ) -> (String, wagate::domain::ids::TenantId, String) {
+        let reg = self.register(email).await;
+        let token = reg["accessToken"].as_str().unwrap().to_owned();
+        let tenant: uuid::Uuid = reg["tenant"]["id"].as_str().unwrap().parse().unwrap();
+        let r = self
+            .post(
+                "/api/v1/whatsapp",
+                Auth::Bearer(&token),
+                json!({"name": "Phone", "provider": "web"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["data"]["provider"], "web", "{}", r.body);
+        let id = r.body["data"]["id"].as_str().unwrap().to_owned();
+        (token, tenant.into(), id)
+    }
+}

@@ -25,7 +25,10 @@ use whatsapp_rust::{
     wacore::types::events::{Event, EventHandler},
 };
 
-use super::events::{Link, translate};
+use super::{
+    events::{Link, translate},
+    inbound,
+};
 use crate::provider::{ProviderError, ProviderEvent, SessionContext};
 
 /// Why a connection without a recorded reason is retried.
@@ -103,9 +106,26 @@ enum Flow {
 }
 
 /// Applies one crate event: translated, reported and waited for.
-async fn apply(event: &Event, shared: &Shared, ctx: &SessionContext) -> Flow {
+async fn apply(event: &Event, client: &Client, shared: &Shared, ctx: &SessionContext) -> Flow {
     if shared.stopping.load(Ordering::SeqCst) {
         return Flow::Continue;
+    }
+    match event {
+        Event::Receipt(r) => {
+            for update in inbound::receipt_updates(r, ctx.tenant_id, ctx.session_id) {
+                ctx.updates.report(update).await;
+            }
+            return Flow::Continue;
+        }
+        // Messages the durability hook did not see (newsletters, recovered placeholders).
+        Event::Messages(batch) if !batch.hook_committed => {
+            let commit = inbound::Commit { ctx: ctx.clone() };
+            if let Err(e) = commit.store(client, &batch.messages).await {
+                tracing::warn!(session = %ctx.session_id, error = %e, "received messages not stored");
+            }
+            return Flow::Continue;
+        }
+        _ => {}
     }
     let now = chrono::Utc::now();
     let Some(ev) = shared.with_link(|l| translate(event, l, now)) else {
@@ -156,7 +176,7 @@ pub(super) async fn supervise(
             tokio::select! {
                 _ = &mut run => break,
                 Some(ev) = events.recv(), if !ended => {
-                    if let Flow::Stop { wipe: w } = apply(&ev, &shared, &ctx).await {
+                    if let Flow::Stop { wipe: w } = apply(&ev, &client, &shared, &ctx).await {
                         ended = true;
                         wipe |= w;
                         stop_client(&client).await;
@@ -174,7 +194,7 @@ pub(super) async fn supervise(
             if ended {
                 break;
             }
-            if let Flow::Stop { wipe: w } = apply(&ev, &shared, &ctx).await {
+            if let Flow::Stop { wipe: w } = apply(&ev, &client, &shared, &ctx).await {
                 ended = true;
                 wipe |= w;
             }

@@ -8,6 +8,7 @@
 
 mod connection;
 pub mod events;
+pub mod inbound;
 mod send;
 pub mod store;
 
@@ -119,6 +120,7 @@ impl Provider for WebProvider {
             .with_transport_factory(transports)
             .with_http_client(UreqHttpClient::new())
             .with_event_handler(Forward(tx))
+            .with_inbound_durability_hook(inbound::Commit { ctx: ctx.clone() })
             .with_device_props(
                 DevicePropsOverride::new()
                     .with_os(self.cfg.device_name.clone())

@@ -11,7 +11,7 @@ use super::{Location, MessageKind};
 use crate::{
     domain::{SessionStatus, ids::TenantId},
     phone::PhoneNumber,
-    provider::{OutboundMedia, OutboundMessage, SendError},
+    provider::{MediaFile, OutboundMessage, SendError},
     repo,
     state::AppState,
 };
@@ -252,7 +252,7 @@ async fn try_send(
         )))
     })?;
     let media = match (&m.media_key, &m.media_mime) {
-        (Some(key), Some(mime)) => Some(OutboundMedia {
+        (Some(key), Some(mime)) => Some(MediaFile {
             key: key.clone(),
             mime: mime.clone(),
             size: m.media_size.unwrap_or(0),

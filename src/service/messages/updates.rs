@@ -24,7 +24,7 @@ pub async fn apply_update(state: &AppState, update: MessageUpdate) -> AppResult<
             }
             Ok(())
         }
-        MessageUpdate::Inbound(msg) => receive(state, msg).await.map(|_| ()),
+        MessageUpdate::Inbound(msg) => receive(state, *msg).await.map(|_| ()),
     }
 }
 
@@ -136,15 +136,18 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
         direction: Direction::Inbound.as_str().into(),
         kind: msg.kind.as_str().into(),
         phone: msg.from.digits().to_owned(),
-        remote_jid: msg.from.jid(),
+        remote_jid: msg.group.clone().unwrap_or_else(|| msg.from.jid()),
         body: msg.body,
-        media_key: None,
-        media_mime: None,
-        media_size: None,
-        media_filename: None,
-        location: None,
+        media_key: msg.media.as_ref().map(|f| f.key.clone()),
+        media_mime: msg.media.as_ref().map(|f| f.mime.clone()),
+        media_size: msg.media.as_ref().map(|f| f.size),
+        media_filename: msg.media.as_ref().and_then(|f| f.file_name.clone()),
+        location: msg
+            .location
+            .as_ref()
+            .and_then(|l| serde_json::to_string(l).ok()),
         status: MessageStatus::Received.as_str().into(),
-        error: None,
+        error: msg.error,
         provider_message_id: Some(msg.provider_message_id.clone()),
         attempts: 0,
         next_attempt_at: None,
@@ -293,7 +296,7 @@ pub async fn run_updates(
                 MessageUpdate::Status { .. } => receipts.push((reported.item, reported.ack)),
                 MessageUpdate::Inbound(msg) => {
                     flush_receipts(&state, std::mem::take(&mut receipts)).await;
-                    let stored = match receive(&state, msg).await {
+                    let stored = match receive(&state, *msg).await {
                         Ok(_) => true,
                         Err(e) => {
                             tracing::error!(error = %e, "storing an inbound message failed");

@@ -1,0 +1,272 @@
+//! The `web` provider against a fake WhatsApp Web server ([`fake_wa`]) over a real WebSocket:
+//! the client completes the Noise XX handshake, registers as a new device, acks the
+//! `<pair-device>` IQ, and the session shows the client's QR code over REST.
+//!
+//! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
+//! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
+//!
+//! QR rotation: `whatsapp-rust` shows the first ref for a fixed 60 s and each next one for
+//! 20 s (`pair.rs`), with no setting to shorten that. The rotation test therefore jumps tokio's
+//! clock past the first ref's deadline (the client's rotation timer is a tokio sleep) instead
+//! of waiting a minute.
+
+mod common;
+#[path = "common/fake_wa.rs"]
+mod fake_wa;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Auth, GqlWs, TestApp, WEB_VERSION, receiver::Receiver};
+use fake_wa::{FakeWhatsApp, PAIR_DEVICE_ID, REFS, SERVER, Seen};
+use serde_json::{Value, json};
+
+/// A session connected to the fake, past the handshake and `<pair-device>`, showing its
+/// first QR code.
+struct Linking {
+    wa: FakeWhatsApp,
+    app: TestApp,
+    token: String,
+    id: String,
+    /// The refs the fake handed out.
+    refs: Vec<String>,
+    /// The client's static (noise) key, as the fake saw it in the handshake.
+    client_static: [u8; 32],
+    /// The `data` of `GET …/qr`.
+    qr: Value,
+    /// A `sessionQr` subscription, past the first code.
+    ws: GqlWs,
+    /// Receives the `session.qr` webhooks.
+    hooks: Receiver,
+}
+
+const QR_SUB: &str =
+    "subscription SessionQr($id: ID!) { sessionQr(sessionId: $id) { sessionId code expiresAt } }";
+
+/// The next code on a `sessionQr` subscription.
+async fn next_qr(ws: &mut GqlWs) -> Value {
+    let msg = ws.next_of("qr").await;
+    assert_eq!(msg["type"], "next", "{msg}");
+    msg["payload"]["data"]["sessionQr"].clone()
+}
+
+async fn connect_to_fake(email: &str) -> Linking {
+    let mut wa = FakeWhatsApp::start().await;
+    let app = TestApp::spawn_web(wa.url()).await;
+    let (token, tenant, id) = app.web_session(email).await;
+
+    // Watchers of the QR code: a `session.qr` webhook and a `sessionQr` subscription.
+    let hooks = Receiver::start().await;
+    let r = app
+        .post(
+            "/api/webhooks",
+            Auth::Bearer(&token),
+            json!({"url": hooks.url("/hooks"), "events": ["session.qr"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut ws = GqlWs::with_token(&app, &token).await;
+    ws.subscribe("qr", QR_SUB, json!({"id": id})).await;
+    app.wait_subscribers(&tenant.to_string(), 1).await;
+
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/connect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The Noise handshake completes and the client registers as a new device, with the
+    // pinned version.
+    let (conn, client_static, payload) = wa
+        .wait_for("handshake", Duration::from_secs(20), |s| match s {
+            Seen::Handshake {
+                conn,
+                client_static,
+                payload,
+            } => Some((conn, client_static, payload)),
+            Seen::Closed { conn, why } => panic!("connection {conn} closed: {why}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(conn, 1);
+    assert!(
+        payload.device_pairing_data.is_set(),
+        "an unpaired device registers"
+    );
+    assert!(payload.username.is_none(), "{payload:?}");
+    let version = payload
+        .user_agent
+        .as_option()
+        .and_then(|ua| ua.app_version.as_option())
+        .map(|v| (v.primary, v.secondary, v.tertiary))
+        .unwrap();
+    assert_eq!(
+        version,
+        (
+            Some(WEB_VERSION.0),
+            Some(WEB_VERSION.1),
+            Some(WEB_VERSION.2)
+        )
+    );
+
+    // It acks the `<pair-device>` IQ, through the encrypted transport.
+    let refs = wa
+        .wait_for("pair-device", Duration::from_secs(5), |s| match s {
+            Seen::PairDevice { refs, .. } => Some(refs),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refs.len(), REFS);
+    let ack = wa
+        .wait_node("ack of pair-device", |n| {
+            n.tag == "iq"
+                && n.attrs
+                    .get("id")
+                    .is_some_and(|v| v.as_str() == PAIR_DEVICE_ID)
+        })
+        .await;
+    assert_eq!(ack.attrs.get("type").unwrap().as_str(), "result");
+    assert_eq!(ack.attrs.get("to").unwrap().as_str(), SERVER);
+
+    let qr = pending_qr(&app, &token, &id, &refs[0]).await;
+    let live = next_qr(&mut ws).await;
+    assert_eq!(
+        live["code"], qr["code"],
+        "the subscription shows the QR REST serves"
+    );
+    Linking {
+        wa,
+        app,
+        token,
+        id,
+        refs,
+        client_static,
+        qr,
+        ws,
+        hooks,
+    }
+}
+
+/// Polls `GET …/qr` until the code for `pairing_ref` is pending (max 10 s).
+async fn pending_qr(app: &TestApp, token: &str, id: &str, pairing_ref: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app
+            .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(token))
+            .await;
+        if r.status == 200 {
+            let code = r.body["data"]["code"].as_str().unwrap();
+            if code.split(',').next() == Some(pairing_ref) {
+                return r.body["data"].clone();
+            }
+        } else {
+            assert_eq!(r.status, 404, "{}", r.body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no QR code for {pairing_ref}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Seconds from now until the QR code's `expiresAt`.
+fn seconds_left(qr: &Value) -> i64 {
+    let expires = chrono::DateTime::parse_from_rfc3339(qr["expiresAt"].as_str().unwrap()).unwrap();
+    expires
+        .signed_duration_since(chrono::Utc::now())
+        .num_seconds()
+}
+
+#[tokio::test]
+async fn the_web_client_handshakes_with_whatsapp_and_its_qr_code_is_shown() {
+    let Linking {
+        mut wa,
+        app,
+        token,
+        id,
+        refs,
+        client_static,
+        qr,
+        hooks,
+        ..
+    } = connect_to_fake("fake-wa@example.com").await;
+
+    // The first ref's QR code: ref, then the very noise key that did the handshake, the
+    // identity key, the ADV secret and the client type.
+    let code = qr["code"].as_str().unwrap();
+    let parts: Vec<&str> = code.split(',').collect();
+    assert_eq!(parts.len(), 5, "{code}");
+    assert_eq!(parts[0], refs[0], "{code}");
+    let noise_key = base64::engine::general_purpose::STANDARD
+        .decode(parts[1])
+        .unwrap();
+    assert_eq!(noise_key, client_static, "{code}");
+    assert!(qr["svg"].as_str().unwrap().contains("<svg"), "{qr}");
+    let ttl = seconds_left(&qr);
+    assert!(
+        (50..=60).contains(&ttl),
+        "the first QR lives 60 s, got {ttl}"
+    );
+    let s = app
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(s.body["data"]["status"], "qr_pending", "{}", s.body);
+
+    // The `session.qr` webhook carried the same code.
+    let hit = hooks.wait_for("/hooks", 1).await.remove(0);
+    assert_eq!(hit.body["type"], "session.qr", "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["sessionId"], id.as_str());
+    assert_eq!(hit.body["data"]["code"], code);
+
+    // Disconnecting closes the WebSocket.
+    let r = app
+        .post_empty(
+            &format!("/api/v1/whatsapp/{id}/disconnect"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    wa.wait_for("close", Duration::from_secs(10), |s| match s {
+        Seen::Closed { conn: 1, why } => Some(why),
+        _ => None,
+    })
+    .await;
+    app.wait_status(&token, &id, "disconnected").await;
+}
+
+#[tokio::test]
+async fn the_next_ref_s_qr_code_replaces_the_first_when_it_expires() {
+    let Linking {
+        app,
+        token,
+        id,
+        refs,
+        qr,
+        mut ws,
+        ..
+    } = connect_to_fake("fake-wa-rotate@example.com").await;
+    assert!(seconds_left(&qr) > 50, "{qr}");
+
+    // Past the first ref's 60 s on tokio's clock, which the client's rotation timer runs on
+    // (the test runtime is single-threaded, so the clock can be paused and moved).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    tokio::time::resume();
+
+    let next = pending_qr(&app, &token, &id, &refs[1]).await;
+    assert_eq!(
+        next_qr(&mut ws).await["code"],
+        next["code"],
+        "and live watchers see it"
+    );
+    let ttl = seconds_left(&next);
+    assert!((10..=20).contains(&ttl), "later QRs live 20 s, got {ttl}");
+    let s = app
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(s.body["data"]["status"], "qr_pending", "{}", s.body);
+}
