@@ -1039,3 +1039,77 @@ async fn a_pair_code_links_a_phone_instead_of_a_qr_scan() {
         .await;
     r.assert_error(409, "CONFLICT");
 }
+
+#[tokio::test]
+async fn numbers_are_checked_through_a_connected_session() {
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.sandbox.not_on_whatsapp = vec!["14155550111".into()];
+    })
+    .await;
+    let token = app.token("check@example.com").await;
+    let key = app.api_key(&token, "checker").await;
+    let id = app.connected_session(&token, "+14155550100").await;
+
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{id}/check/+14155550123"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["data"],
+        json!({"phone": "14155550123", "onWhatsApp": true, "jid": "14155550123@s.whatsapp.net"})
+    );
+    // The API-key twin; a number without WhatsApp, written without `+`.
+    let r = app
+        .get(
+            &format!("/api/external/sessions/{id}/check/14155550111"),
+            Auth::Key(&key),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["data"],
+        json!({"phone": "14155550111", "onWhatsApp": false, "jid": null})
+    );
+    // GraphQL says the same.
+    let g = app
+        .graphql(
+            Auth::Bearer(&token),
+            "query CheckNumber($s: ID!, $p: String!) { checkNumber(sessionId: $s, phone: $p) { phone onWhatsApp jid } }",
+            json!({"s": id, "p": "+14155550111"}),
+        )
+        .await;
+    assert_eq!(
+        g["data"]["checkNumber"],
+        json!({"phone": "14155550111", "onWhatsApp": false, "jid": null}),
+        "{g}"
+    );
+
+    // Not a number: 400 on `phone`; a session that is not connected: 409.
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{id}/check/not-a-number"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(r.body["errors"]["phone"].is_string(), "{}", r.body);
+    let idle = app.create_session(&token, "Idle").await;
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{idle}/check/+14155550123"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{}",
+        r.body
+    );
+}

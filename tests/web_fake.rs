@@ -1,6 +1,10 @@
 //! The `web` provider against a fake WhatsApp Web server ([`fake_wa`]) over a real WebSocket:
 //! the client completes the Noise XX handshake, registers as a new device, acks the
-//! `<pair-device>` IQ, and the session shows the client's QR code over REST.
+//! `<pair-device>` IQ, and the session shows the client's QR code over REST. A fake phone
+//! scans that code: the client verifies and countersigns the phone's `<pair-success>`, comes
+//! back after the 515 as the linked device, logs in and the session is `connected` with the
+//! phone's number; after a gateway restart it logs in again with its stored identity (Noise
+//! IK), without a QR code.
 //!
 //! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
 //! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
@@ -9,6 +13,10 @@
 //! 20 s (`pair.rs`), with no setting to shorten that. The rotation test therefore jumps tokio's
 //! clock past the first ref's deadline (the client's rotation timer is a tokio sleep) instead
 //! of waiting a minute.
+//!
+//! Linking takes about 10 s of real time: after the first login of a fresh pairing the client
+//! waits up to 10 s for the phone to share its app-state keys (a Signal-encrypted message the
+//! fake phone does not send) before it syncs the critical app state and reports `connected`.
 
 mod common;
 #[path = "common/fake_wa.rs"]
@@ -18,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Auth, GqlWs, TestApp, WEB_VERSION, receiver::Receiver};
-use fake_wa::{FakeWhatsApp, PAIR_DEVICE_ID, REFS, SERVER, Seen};
+use fake_wa::{FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen};
 use serde_json::{Value, json};
 
 /// A session connected to the fake, past the handshake and `<pair-device>`, showing its
@@ -85,7 +93,11 @@ async fn connect_to_fake(email: &str) -> Linking {
                 conn,
                 client_static,
                 payload,
-            } => Some((conn, client_static, payload)),
+                pattern,
+            } => {
+                assert_eq!(pattern, Pattern::Xx, "a new device does the full handshake");
+                Some((conn, client_static, payload))
+            }
             Seen::Closed { conn, why } => panic!("connection {conn} closed: {why}"),
             _ => None,
         })
@@ -269,4 +281,144 @@ async fn the_next_ref_s_qr_code_replaces_the_first_when_it_expires() {
         .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
         .await;
     assert_eq!(s.body["data"]["status"], "qr_pending", "{}", s.body);
+}
+
+/// The number of the phone that scans in these tests.
+const PHONE: &str = "15551234567";
+
+/// Polls the session until it is `connected` (max `within`); its `data`.
+async fn wait_connected(app: &TestApp, token: &str, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = app
+            .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(token))
+            .await;
+        if r.body["data"]["status"] == "connected" {
+            return r.body["data"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session did not connect within {within:?}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the next login handshake (a linked device's): its connection, payload and
+/// Noise pattern, checking it is `PHONE`'s device 1 with the noise key of the QR code.
+async fn login_handshake(wa: &mut FakeWhatsApp, noise_key: [u8; 32]) -> (usize, Pattern) {
+    let (conn, payload, pattern) = wa
+        .wait_for("a login handshake", Duration::from_secs(20), |s| match s {
+            Seen::Handshake {
+                conn,
+                client_static,
+                payload,
+                pattern,
+            } => {
+                assert_eq!(client_static, noise_key, "the identity it paired with");
+                Some((conn, payload, pattern))
+            }
+            Seen::LoginRefused { conn, why } => panic!("login on {conn} refused: {why}"),
+            _ => None,
+        })
+        .await;
+    assert!(
+        !payload.device_pairing_data.is_set(),
+        "a linked device logs in, it does not register again: {payload:?}"
+    );
+    assert_eq!(
+        payload.username,
+        Some(PHONE.parse().unwrap()),
+        "{payload:?}"
+    );
+    assert_eq!(payload.device, Some(1), "{payload:?}");
+    let logged_in = wa
+        .wait_for("<success>", Duration::from_secs(5), |s| match s {
+            Seen::LoggedIn { conn, jid } => Some((conn, jid)),
+            Seen::LoginRefused { conn, why } => panic!("login on {conn} refused: {why}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(logged_in, (conn, format!("{PHONE}:1@{SERVER}")));
+    (conn, pattern)
+}
+
+#[tokio::test]
+async fn a_phone_scanning_the_qr_code_links_the_session_which_logs_in_again_after_a_restart() {
+    let Linking {
+        mut wa,
+        app,
+        token,
+        id,
+        client_static,
+        qr,
+        ws,
+        ..
+    } = connect_to_fake("fake-wa-link@example.com").await;
+    // Graceful shutdown waits for open WebSockets; the restart below must not.
+    drop(ws);
+
+    // The phone scans the code REST shows: `<pair-success>` with its signed device identity.
+    let phone = Phone::new(PHONE);
+    let companion = wa.scan(qr["code"].as_str().unwrap(), &phone).unwrap();
+    assert_eq!(companion.jid(), format!("{PHONE}:1@{SERVER}"));
+    assert_eq!(companion.noise_key, client_static);
+
+    // The client accepts it (the HMAC with its ADV secret and the phone's signature check
+    // out) and countersigns with its identity key, which the fake verifies; the fake then
+    // closes the stream with 515, as WhatsApp does after a pairing.
+    let paired = wa
+        .wait_for("pair-device-sign", Duration::from_secs(10), |s| match s {
+            Seen::Paired { conn, jid } => Some((conn, jid)),
+            Seen::PairRejected { conn, why } => panic!("pairing on {conn} rejected: {why}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(paired, (1, companion.jid()));
+    assert_eq!(wa.linked().len(), 1);
+
+    // The client comes straight back as the linked device: a login with the phone's number
+    // over a full handshake (the server key is cached only once the device is registered).
+    let (conn, pattern) = login_handshake(&mut wa, client_static).await;
+    assert_eq!(conn, 2);
+    assert_eq!(pattern, Pattern::Xx);
+    // It leaves passive mode; the fake ends the (empty) offline queue.
+    wa.wait_node("<active/>", |n| {
+        n.tag == "iq" && n.get_optional_child("active").is_some()
+    })
+    .await;
+
+    // The session is connected, with the phone's number, and shows no QR code any more.
+    let s = wait_connected(&app, &token, &id, Duration::from_secs(40)).await;
+    assert_eq!(s["phoneNumber"], PHONE, "{s}");
+    let r = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // A restart on the same data: the session resumes and logs in with the identity in the
+    // database, over Noise IK with the server key it cached, without pairing again.
+    let (cfg, dir, clock) = app.stop().await;
+    wa.wait_for("the link to close", Duration::from_secs(15), |s| match s {
+        Seen::Closed { conn: 2, why } => Some(why),
+        _ => None,
+    })
+    .await;
+    let app = TestApp::start(cfg, dir, clock).await;
+    let (conn, pattern) = login_handshake(&mut wa, client_static).await;
+    assert_eq!(conn, 3);
+    assert_eq!(pattern, Pattern::Ik);
+    let s = wait_connected(&app, &token, &id, Duration::from_secs(40)).await;
+    assert_eq!(s["phoneNumber"], PHONE, "{s}");
+    let r = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let later = wa.drain();
+    assert!(
+        !later.iter().any(|s| matches!(s, Seen::PairDevice { .. })),
+        "no new pairing after the restart: {later:?}"
+    );
+    assert_eq!(wa.linked().len(), 1);
 }

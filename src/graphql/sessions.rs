@@ -6,8 +6,8 @@ use super::{GqlAuth, GqlResultExt, app, mutation::parse_id};
 use crate::service::{
     pagination::PageRequest,
     sessions::{
-        self, ConnectOutput, CreateSessionInput, PairCodeInput, PairCodeOutput, RenameSessionInput,
-        SandboxScanInput, SessionOutput, SessionPage,
+        self, ConnectOutput, CreateSessionInput, NumberCheckOutput, PairCodeInput, PairCodeOutput,
+        RenameSessionInput, SandboxScanInput, SessionOutput, SessionPage,
     },
 };
 
@@ -38,6 +38,19 @@ impl SessionQuery {
     ) -> Result<SessionOutput> {
         let p = ctx.data::<GqlAuth>()?.require().gql()?;
         sessions::get(app(ctx)?, &p, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// Whether a phone number is on WhatsApp, asked through a connected session.
+    async fn check_number(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Session id (a connected session)")] session_id: ID,
+        #[graphql(desc = "Phone number in international format")] phone: String,
+    ) -> Result<NumberCheckOutput> {
+        let p = ctx.data::<GqlAuth>()?.require().gql()?;
+        sessions::check_number(app(ctx)?, &p, parse_id(&session_id, "sessionId")?, &phone)
             .await
             .gql()
     }

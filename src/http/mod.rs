@@ -49,6 +49,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
         .routes(routes!(sessions::pair_code))
+        .routes(routes!(sessions::check_number))
         .routes(routes!(sessions::external_list, sessions::external_create))
         .routes(routes!(
             sessions::external_get,
@@ -61,6 +62,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::external_logout))
         .routes(routes!(sessions::external_qr))
         .routes(routes!(sessions::external_pair_code))
+        .routes(routes!(sessions::external_check_number))
         .routes(routes!(sandbox::scan))
         .routes(routes!(sandbox::inbound))
         .routes(routes!(messages::send_text))

@@ -10,8 +10,8 @@ use super::{
 use crate::{
     error::ErrorEnvelope,
     service::sessions::{
-        self, ConnectOutput, CreateSessionInput, PairCodeInput, PairCodeOutput, QrOutput,
-        RenameSessionInput, SessionOutput, SessionStatusOutput,
+        self, ConnectOutput, CreateSessionInput, NumberCheckOutput, PairCodeInput, PairCodeOutput,
+        QrOutput, RenameSessionInput, SessionOutput, SessionStatusOutput,
     },
 };
 
@@ -215,5 +215,28 @@ twin! {
     ),
     pair_code | external_pair_code (state, p, Path(id): Path<Uuid>, ValidJson(input): ValidJson<PairCodeInput>) {
         Ok(envelope::ok(sessions::request_pair_code(&state, &p, id, input).await?))
+    }
+}
+
+twin! {
+    /// Whether a phone number is on WhatsApp, asked through this session.
+    ///
+    /// The session must be `connected` (409 otherwise). Answers may come from a cache of recent
+    /// checks. A number that is not on WhatsApp is `onWhatsApp: false` with no `jid`; a send to
+    /// it fails permanently. A user token, or an API key with the `send_messages` scope.
+    get "/api/v1/whatsapp/{id}/check/{phone}" | "/api/external/sessions/{id}/check/{phone}", tag = "sessions", op = "checkSessionNumber",
+    params(
+        ("id" = Uuid, Path, description = "Session UUID"),
+        ("phone" = String, Path, description = "Phone number in international format, with or without `+`"),
+    ),
+    responses(
+        (status = 200, description = "Whether the number is on WhatsApp", body = Envelope<NumberCheckOutput>),
+        (status = 400, description = "Not a valid phone number", body = ErrorEnvelope),
+        (status = 404, description = "Not found in your tenant", body = ErrorEnvelope),
+        (status = 409, description = "Session not connected", body = ErrorEnvelope),
+        (status = 502, description = "Provider unavailable", body = ErrorEnvelope),
+    ),
+    check_number | external_check_number (state, p, Path((id, phone)): Path<(Uuid, String)>) {
+        Ok(envelope::ok(sessions::check_number(&state, &p, id, &phone).await?))
     }
 }

@@ -109,11 +109,27 @@ pub enum ControlReply {
         /// The code to type on the phone.
         code: String,
     },
+    /// Whether a number is on WhatsApp.
+    Number {
+        /// The answer.
+        check: NumberCheck,
+    },
     /// An inbound message was stored under this provider id.
     Received {
         /// The provider's id of the stored message.
         provider_message_id: String,
     },
+}
+
+/// Whether a phone number is on WhatsApp, as a connection found out.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberCheck {
+    /// The number has a WhatsApp account.
+    #[serde(rename = "onWhatsApp")]
+    pub on_whatsapp: bool,
+    /// Its WhatsApp id (`<digits>@s.whatsapp.net`) when it has one.
+    pub jid: Option<String>,
 }
 
 /// One session's live connection, owned by the instance that runs it.
@@ -130,6 +146,14 @@ pub trait Connection: Send + Sync + 'static {
         let _ = phone;
         Err(ProviderError::Unsupported(
             "This provider does not pair with codes".into(),
+        ))
+    }
+
+    /// Whether `phone` is on WhatsApp (answers may be cached for a while).
+    async fn check_number(&self, phone: &PhoneNumber) -> Result<NumberCheck, ProviderError> {
+        let _ = phone;
+        Err(ProviderError::Unsupported(
+            "This provider cannot check numbers".into(),
         ))
     }
 

@@ -18,7 +18,8 @@ pub mod store;
 pub mod web;
 
 pub use connection::{
-    Capabilities, Connection, Control, ControlReply, EventSink, Reported, SessionContext,
+    Capabilities, Connection, Control, ControlReply, EventSink, NumberCheck, Reported,
+    SessionContext,
 };
 
 use std::{collections::HashMap, sync::Arc};

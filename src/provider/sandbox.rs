@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::{
     Capabilities, Connection, Control, ControlReply, EventSink, InboundMessage, MessageUpdate,
-    OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, SendError, SentMessage,
-    SessionContext, UpdateSink, store::DeviceStore,
+    NumberCheck, OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, SendError,
+    SentMessage, SessionContext, UpdateSink, store::DeviceStore,
 };
 use crate::{
     clock::Clock,
@@ -347,6 +347,19 @@ async fn pair(ctx: &SessionContext, phone: &PhoneNumber) -> Result<(), ProviderE
 
 #[async_trait::async_trait]
 impl Connection for SandboxConnection {
+    async fn check_number(&self, phone: &PhoneNumber) -> Result<NumberCheck, ProviderError> {
+        if !self.online.load(Ordering::SeqCst) {
+            return Err(ProviderError::Refused(
+                "The sandbox connection is not online".into(),
+            ));
+        }
+        let on_whatsapp = !self.cfg.not_on_whatsapp.iter().any(|n| n == phone.digits());
+        Ok(NumberCheck {
+            on_whatsapp,
+            jid: on_whatsapp.then(|| phone.jid()),
+        })
+    }
+
     async fn send(&self, msg: OutboundMessage) -> Result<SentMessage, SendError> {
         if !self.online.load(Ordering::SeqCst) || self.cancel.is_cancelled() {
             return Err(SendError::Transient(

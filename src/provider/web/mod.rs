@@ -9,6 +9,7 @@
 mod connection;
 pub mod events;
 pub mod inbound;
+mod numbers;
 mod send;
 pub mod store;
 
@@ -31,8 +32,8 @@ use self::{
     store::WebStore,
 };
 use super::{
-    Capabilities, Connection, OutboundMessage, Provider, ProviderError, ProviderKind, SendError,
-    SentMessage, SessionContext,
+    Capabilities, Connection, NumberCheck, OutboundMessage, Provider, ProviderError, ProviderKind,
+    SendError, SentMessage, SessionContext,
 };
 use crate::phone::PhoneNumber;
 
@@ -143,6 +144,7 @@ impl Provider for WebProvider {
             shared,
             ctx,
             done,
+            numbers: numbers::Numbers::default(),
         }))
     }
 }
@@ -153,6 +155,7 @@ pub struct WebConnection {
     shared: Arc<Shared>,
     ctx: SessionContext,
     done: watch::Receiver<bool>,
+    numbers: numbers::Numbers,
 }
 
 impl WebConnection {
@@ -172,7 +175,26 @@ impl Connection for WebConnection {
                 "The WhatsApp Web session is not online".into(),
             ));
         }
-        send::send(&self.client, &self.ctx, msg).await
+        let to = match self.numbers.check(&self.client, &msg.to).await {
+            Ok(check) if check.on_whatsapp => msg.to.clone(),
+            Ok(_) => {
+                return Err(SendError::Permanent(format!(
+                    "{} is not on WhatsApp",
+                    msg.to.e164()
+                )));
+            }
+            Err(e) => return Err(SendError::Transient(e.to_string())),
+        };
+        send::send(&self.client, &self.ctx, to, msg).await
+    }
+
+    async fn check_number(&self, phone: &PhoneNumber) -> Result<NumberCheck, ProviderError> {
+        if !self.shared.online.load(Ordering::SeqCst) {
+            return Err(ProviderError::Refused(
+                "The WhatsApp Web session is not online".into(),
+            ));
+        }
+        self.numbers.check(&self.client, phone).await
     }
 
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<String, ProviderError> {

@@ -13,6 +13,7 @@ use whatsapp_rust::{
 
 use crate::{
     domain::MessageKind,
+    phone::PhoneNumber,
     provider::{OutboundMessage, SendError, SentMessage, SessionContext},
 };
 
@@ -27,9 +28,10 @@ pub fn message_id(id: Uuid) -> String {
 pub(super) async fn send(
     client: &Arc<Client>,
     _ctx: &SessionContext,
+    to: PhoneNumber,
     msg: OutboundMessage,
 ) -> Result<SentMessage, SendError> {
-    let to = Jid::pn(msg.to.digits());
+    let to = Jid::pn(to.digits());
     let body = match msg.kind {
         MessageKind::Text => wa::Message::text(msg.body.unwrap_or_default()),
         MessageKind::Location => {

@@ -32,6 +32,11 @@ pub enum Action {
         /// The phone that will type the code.
         phone: String,
     },
+    /// Ask whether `phone` (E.164) is on WhatsApp.
+    CheckNumber {
+        /// The number.
+        phone: String,
+    },
     /// Unlink the device and close the connection.
     Logout,
     /// Close the connection, keeping the pairing.
@@ -70,6 +75,19 @@ pub async fn run_here(state: &AppState, cmd: SessionCommand) -> Answer {
                     .request_pair_code(&phone)
                     .await
                     .map(|code| ControlReply::PairCode { code }),
+                None => Err(ProviderError::Refused(
+                    "Session has no live connection".into(),
+                )),
+            }
+        }
+        Action::CheckNumber { phone } => {
+            let phone = crate::phone::PhoneNumber::parse(&phone)
+                .map_err(|e| ProviderError::Unsupported(format!("phone: {e}")))?;
+            match conn {
+                Some(conn) => conn
+                    .check_number(&phone)
+                    .await
+                    .map(|check| ControlReply::Number { check }),
                 None => Err(ProviderError::Refused(
                     "Session has no live connection".into(),
                 )),

@@ -6,6 +6,7 @@
 
 pub mod commands;
 mod directory;
+mod numbers;
 mod pairing;
 pub mod registry;
 pub mod runtime;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 pub use directory::provider_host;
+pub use numbers::check_number;
 pub(crate) use pairing::control;
 pub use pairing::{pending_qr, qr, request_pair_code, sandbox_scan};
 pub use registry::SessionRuntime;

@@ -154,7 +154,7 @@ pub(crate) async fn control(
 
 /// Runs `action` on the session's live connection: here when this instance runs it, otherwise
 /// on its owner over the command bus.
-async fn run_on_owner(
+pub(super) async fn run_on_owner(
     state: &AppState,
     s: &entity::wa_session::Model,
     action: commands::Action,

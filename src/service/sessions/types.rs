@@ -95,6 +95,20 @@ pub struct PairCodeOutput {
     pub phone_number: String,
 }
 
+/// Whether a phone number is on WhatsApp.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberCheckOutput {
+    /// The number checked (digits, no `+`).
+    pub phone: String,
+    /// The number has a WhatsApp account.
+    #[serde(rename = "onWhatsApp")]
+    #[graphql(name = "onWhatsApp")]
+    pub on_whatsapp: bool,
+    /// Its WhatsApp id (`<digits>@s.whatsapp.net`), when it has an account.
+    pub jid: Option<String>,
+}
+
 /// A session.
 #[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
 #[serde(rename_all = "camelCase")]
