@@ -7,8 +7,15 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use whatsapp_rust::{
-    Client, Jid, SendOptions, buffa::MessageField, send::SendError as WaSendError,
-    wacore::proto_helpers::MessageBuilderExt, waproto::whatsapp as wa,
+    Client, Jid, SendOptions, UploadOptions,
+    buffa::MessageField,
+    media::{
+        AudioOptions, DocumentOptions, ImageOptions, VideoOptions, audio_message, document_message,
+        image_message, video_message,
+    },
+    send::SendError as WaSendError,
+    wacore::{download::MediaType, proto_helpers::MessageBuilderExt},
+    waproto::whatsapp as wa,
 };
 
 use crate::{
@@ -27,7 +34,7 @@ pub fn message_id(id: Uuid) -> String {
 /// Sends one message through a connected client.
 pub(super) async fn send(
     client: &Arc<Client>,
-    _ctx: &SessionContext,
+    ctx: &SessionContext,
     to: PhoneNumber,
     msg: OutboundMessage,
 ) -> Result<SentMessage, SendError> {
@@ -49,12 +56,7 @@ pub(super) async fn send(
                 ..Default::default()
             }
         }
-        kind => {
-            return Err(SendError::Permanent(format!(
-                "The web provider cannot send {} messages yet",
-                kind.as_str()
-            )));
-        }
+        kind => media_message(client, ctx, kind, &msg).await?,
     };
     let options = SendOptions::default().with_message_id(message_id(msg.message_id));
     match client.send_message_with_options(to, body, options).await {
@@ -65,10 +67,143 @@ pub(super) async fn send(
     }
 }
 
+/// Uploads the message's file (encrypted, to WhatsApp's media servers) and builds the media
+/// message. Ogg/Opus audio goes as a voice note (PTT), other audio as a file to play.
+async fn media_message(
+    client: &Client,
+    ctx: &SessionContext,
+    kind: MessageKind,
+    msg: &OutboundMessage,
+) -> Result<wa::Message, SendError> {
+    let Some(file) = &msg.media else {
+        return Err(SendError::Permanent(format!(
+            "A {} message needs a file",
+            kind.as_str()
+        )));
+    };
+    let bytes = read_media(ctx, &file.key).await?;
+    let media_type = match kind {
+        MessageKind::Image => MediaType::Image,
+        MessageKind::Video => MediaType::Video,
+        MessageKind::Audio => MediaType::Audio,
+        _ => MediaType::Document,
+    };
+    let upload = client
+        .upload(bytes, media_type, UploadOptions::default())
+        .await
+        .map_err(|e| SendError::Transient(format!("Uploading the file to WhatsApp: {e:#}")))?;
+    let caption = msg.body.clone();
+    let mime = Some(file.mime.clone());
+    Ok(match kind {
+        MessageKind::Image => image_message(
+            upload,
+            ImageOptions {
+                caption,
+                mimetype: mime,
+                ..Default::default()
+            },
+        ),
+        MessageKind::Video => video_message(
+            upload,
+            VideoOptions {
+                caption,
+                mimetype: mime,
+                ..Default::default()
+            },
+        ),
+        MessageKind::Audio => {
+            let voice = is_voice_note(&file.mime);
+            let mimetype = if voice {
+                Some("audio/ogg; codecs=opus".to_owned())
+            } else {
+                mime
+            };
+            audio_message(
+                upload,
+                AudioOptions {
+                    mimetype,
+                    ptt: Some(voice),
+                    ..Default::default()
+                },
+            )
+        }
+        _ => document_message(
+            upload,
+            DocumentOptions {
+                mimetype: mime,
+                title: file.file_name.clone(),
+                file_name: file.file_name.clone(),
+                caption,
+                ..Default::default()
+            },
+        ),
+    })
+}
+
+/// Whether audio of this type plays as a voice note: Ogg (Opus), as WhatsApp records them.
+pub fn is_voice_note(mime: &str) -> bool {
+    let base = mime.split(';').next().unwrap_or_default().trim();
+    base.eq_ignore_ascii_case("audio/ogg") || base.eq_ignore_ascii_case("audio/opus")
+}
+
+/// The stored file's bytes.
+async fn read_media(ctx: &SessionContext, key: &str) -> Result<Vec<u8>, SendError> {
+    use tokio::io::AsyncReadExt;
+    let Some((len, mut reader)) = ctx
+        .media
+        .open(key)
+        .await
+        .map_err(|e| SendError::Transient(format!("Reading the file: {e}")))?
+    else {
+        return Err(SendError::Permanent("The message's file is gone".into()));
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| SendError::Transient(format!("Reading the file: {e}")))?;
+    Ok(bytes)
+}
+
 /// Whether retrying can help.
 fn classify(e: WaSendError) -> SendError {
     match e {
         WaSendError::InvalidRequest(m) => SendError::Permanent(format!("WhatsApp refused: {m}")),
         other => SendError::Transient(format!("WhatsApp Web: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_per_message_and_shaped_like_whatsapp_webs() {
+        let id = Uuid::now_v7();
+        assert_eq!(message_id(id), message_id(id));
+        assert_ne!(message_id(id), message_id(Uuid::now_v7()));
+        let wa = message_id(id);
+        assert_eq!(wa.len(), 24);
+        assert!(wa.starts_with("3EB0"));
+        assert!(
+            wa[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        );
+    }
+
+    #[test]
+    fn ogg_audio_is_a_voice_note() {
+        for voice in [
+            "audio/ogg",
+            "audio/ogg; codecs=opus",
+            "AUDIO/OGG",
+            "audio/opus",
+        ] {
+            assert!(is_voice_note(voice), "{voice}");
+        }
+        for file in ["audio/mpeg", "audio/mp4", "audio/aac", "video/ogg"] {
+            assert!(!is_voice_note(file), "{file}");
+        }
     }
 }
