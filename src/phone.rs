@@ -36,6 +36,25 @@ impl PhoneNumber {
         Ok(Self { e164, country })
     }
 
+    /// A number WhatsApp itself reports (the user part of an account id): trusted as it is,
+    /// 6 to 15 digits, even where the phone-number metadata does not know its range yet (a
+    /// linked account must not be refused for that).
+    pub fn from_whatsapp(user: &str) -> Option<Self> {
+        if !(6..=15).contains(&user.len()) || !user.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if let Ok(p) = Self::parse(user) {
+            return Some(p);
+        }
+        let country = phonenumber::parse(None, format!("+{user}"))
+            .ok()
+            .and_then(|p| p.country().id().map(|id| id.as_ref().to_owned()));
+        Some(Self {
+            e164: format!("+{user}"),
+            country,
+        })
+    }
+
     /// `+919876543210`.
     pub fn e164(&self) -> &str {
         &self.e164

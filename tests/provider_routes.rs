@@ -88,6 +88,7 @@ async fn deliver(host: ProviderHost, body: Value) -> (AxumStatus, Json<Value>) {
         );
         // Group chats and places, as a real transport reports them.
         msg.group = body["group"].as_str().map(str::to_owned);
+        msg.quoted_provider_id = body["quoted"].as_str().map(str::to_owned);
         if let Ok(place) = serde_json::from_value::<Location>(body["location"].clone()) {
             msg.kind = MessageKind::Location;
             msg.location = Some(place);
@@ -178,7 +179,7 @@ async fn a_provider_route_reaches_the_sessions_its_settings_name() {
         .post(&hook)
         .json(&json!({
             "phoneNumberId": "1001", "id": "wamid.3", "from": "+14155550124",
-            "group": "120363025246125486@g.us",
+            "group": "120363025246125486@g.us", "quoted": "wamid.1",
             "location": {"latitude": 52.52, "longitude": 13.405, "name": "Alexanderplatz"},
         }))
         .send()
@@ -195,6 +196,12 @@ async fn a_provider_route_reaches_the_sessions_its_settings_name() {
     assert_eq!(place["type"], "location", "{place}");
     assert_eq!(place["location"]["latitude"], 52.52, "{place}");
     assert_eq!(place["location"]["name"], "Alexanderplatz", "{place}");
+    // It replies to wamid.1, which the gateway has: the quote names wagate's id for it.
+    let first = got
+        .iter()
+        .find(|m| m["providerMessageId"] == "wamid.1")
+        .unwrap();
+    assert_eq!(place["quotedMessageId"], first["id"], "{place}");
 }
 
 #[tokio::test]

@@ -14,9 +14,10 @@
 //! clock past the first ref's deadline (the client's rotation timer is a tokio sleep) instead
 //! of waiting a minute.
 //!
-//! Linking takes about 10 s of real time: after the first login of a fresh pairing the client
-//! waits up to 10 s for the phone to share its app-state keys (a Signal-encrypted message the
-//! fake phone does not send) before it syncs the critical app state and reports `connected`.
+//! Each login takes about 10 s of real time: while the device has no push name (a fresh
+//! pairing, and still after the restart, since the fake syncs no app state) the client waits
+//! up to 10 s for the phone to share its app-state keys (a Signal-encrypted message the fake
+//! phone does not send) before it syncs the critical app state and reports `connected`.
 
 mod common;
 #[path = "common/fake_wa.rs"]
@@ -284,7 +285,7 @@ async fn the_next_ref_s_qr_code_replaces_the_first_when_it_expires() {
 }
 
 /// The number of the phone that scans in these tests.
-const PHONE: &str = "15551234567";
+const PHONE: &str = "14155550123";
 
 /// Polls the session until it is `connected` (max `within`); its `data`.
 async fn wait_connected(app: &TestApp, token: &str, id: &str, within: Duration) -> Value {

@@ -48,6 +48,8 @@ pub struct Model {
     pub read_at: Option<DateTimeUtc>,
     pub played_at: Option<DateTimeUtc>,
     pub failed_at: Option<DateTimeUtc>,
+    /// The earlier message of the session this one replies to.
+    pub quoted_message_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

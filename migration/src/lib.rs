@@ -13,6 +13,7 @@ mod m20261128_000007_device_store;
 mod m20261128_000009_session_runtime;
 mod m20261128_000010_chat_order;
 mod m20261128_000011_chat_leases;
+mod m20261206_000012_quoted_messages;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_session_runtime::Migration),
             Box::new(m20261128_000010_chat_order::Migration),
             Box::new(m20261128_000011_chat_leases::Migration),
+            Box::new(m20261206_000012_quoted_messages::Migration),
         ]
     }
 }

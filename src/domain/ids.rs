@@ -59,6 +59,11 @@ pub fn gql_id(id: Uuid) -> async_graphql::ID {
     async_graphql::ID(id.to_string())
 }
 
+/// An optional id as a GraphQL `ID`.
+pub fn gql_opt_id(id: Option<Uuid>) -> Option<async_graphql::ID> {
+    id.map(gql_id)
+}
+
 /// [`gql_id`] over an optional list.
 pub fn gql_ids(ids: Option<Vec<Uuid>>) -> Option<Vec<async_graphql::ID>> {
     ids.map(|v| v.into_iter().map(gql_id).collect())

@@ -236,6 +236,18 @@ pub struct MessageOutput {
     pub error: Option<String>,
     /// The provider's id for the message.
     pub provider_message_id: Option<String>,
+    /// The earlier message of the session this one replies to (null when it is no reply, or
+    /// quotes a message the gateway does not have).
+    #[graphql(
+        skip_output,
+        derived(
+            name = "quoted_message_id",
+            into = "Option<async_graphql::ID>",
+            owned,
+            with = "crate::domain::ids::gql_opt_id"
+        )
+    )]
+    pub quoted_message_id: Option<Uuid>,
     /// Dispatch attempts so far.
     pub attempts: i32,
     /// Accepted (outbound) or received (inbound).
@@ -293,6 +305,7 @@ pub fn output(m: &entity::message::Model) -> MessageOutput {
             .and_then(|l| serde_json::from_str(l).ok()),
         error: m.error.clone(),
         provider_message_id: m.provider_message_id.clone(),
+        quoted_message_id: m.quoted_message_id,
         attempts: m.attempts,
         created_at: m.created_at,
         sent_at: m.sent_at,

@@ -74,6 +74,8 @@ impl MessageMutation {
         #[graphql(desc = "The connected session to send through")] session_id: ID,
         #[graphql(desc = "Recipient phone number in any international format")] to: String,
         #[graphql(desc = "Message text, 1–4096 characters")] text: String,
+        #[graphql(desc = "An earlier message of the same session to reply to (shown quoted)")]
+        quoted_message_id: Option<ID>,
         #[graphql(
             desc = "The same key within 24 h returns the first message instead of sending again"
         )]
@@ -85,6 +87,7 @@ impl MessageMutation {
             session_id: session_id.to_string(),
             to,
             text,
+            quoted_message_id: quoted_message_id.map(|q| q.to_string()),
         };
         messages::send_text(app(ctx)?, &p, input, key).await.gql()
     }
@@ -105,6 +108,8 @@ impl MessageMutation {
         #[graphql(desc = "Optional caption, at most 1024 characters (not for audio)")]
         caption: Option<String>,
         #[graphql(desc = "File name shown to the recipient (documents)")] file_name: Option<String>,
+        #[graphql(desc = "An earlier message of the same session to reply to (shown quoted)")]
+        quoted_message_id: Option<ID>,
         #[graphql(
             desc = "The same key within 24 h returns the first message instead of sending again"
         )]
@@ -130,6 +135,7 @@ impl MessageMutation {
             to,
             caption,
             file_name,
+            quoted_message_id: quoted_message_id.map(|q| q.to_string()),
         };
         messages::send_media(state, &p, kind, input, Some(staged), key)
             .await
@@ -147,6 +153,8 @@ impl MessageMutation {
         #[graphql(desc = "Longitude in degrees, -180 to 180")] longitude: f64,
         #[graphql(desc = "Place name shown with the pin")] name: Option<String>,
         #[graphql(desc = "Address shown under the place name")] address: Option<String>,
+        #[graphql(desc = "An earlier message of the same session to reply to (shown quoted)")]
+        quoted_message_id: Option<ID>,
         #[graphql(
             desc = "The same key within 24 h returns the first message instead of sending again"
         )]
@@ -161,6 +169,7 @@ impl MessageMutation {
             longitude: Some(longitude),
             name,
             address,
+            quoted_message_id: quoted_message_id.map(|q| q.to_string()),
         };
         messages::send_location(app(ctx)?, &p, input, key)
             .await

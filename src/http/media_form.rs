@@ -36,6 +36,7 @@ struct JsonMedia {
     to: String,
     caption: Option<String>,
     file_name: Option<String>,
+    quoted_message_id: Option<String>,
     file: Option<String>,
 }
 
@@ -92,6 +93,7 @@ async fn read_multipart(
             "to" => input.to = small_text(field).await?,
             "caption" => input.caption = Some(small_text(field).await?),
             "fileName" => input.file_name = Some(small_text(field).await?),
+            "quotedMessageId" => input.quoted_message_id = Some(small_text(field).await?),
             // Unknown fields are read and ignored, like unknown JSON keys.
             _ => drop(small_text(field).await?),
         }
@@ -125,6 +127,7 @@ async fn read_json(
         to: body.to,
         caption: body.caption,
         file_name: body.file_name.clone(),
+        quoted_message_id: body.quoted_message_id,
     };
     let file = match body
         .file

@@ -131,6 +131,21 @@ pub struct OutboundMessage {
     pub media: Option<MediaFile>,
     /// The place, for locations.
     pub location: Option<Location>,
+    /// The earlier message this one replies to, when it reached WhatsApp.
+    pub quoted: Option<Quoted>,
+}
+
+/// A message being replied to, as a provider needs it to show the quote.
+#[derive(Clone, Debug)]
+pub struct Quoted {
+    /// The provider's id of the quoted message.
+    pub provider_message_id: String,
+    /// Whether the session itself sent it (else the other party wrote it).
+    pub from_me: bool,
+    /// Who wrote it, when the other party did (E.164 digits).
+    pub author: Option<String>,
+    /// Its text or caption, for the preview.
+    pub text: Option<String>,
 }
 
 /// A message the provider accepted.
@@ -198,6 +213,8 @@ pub struct InboundMessage {
     pub location: Option<Location>,
     /// What could not be kept (e.g. media WhatsApp no longer serves), else `None`.
     pub error: Option<String>,
+    /// The provider's id of the message this one replies to.
+    pub quoted_provider_id: Option<String>,
     /// When WhatsApp received it.
     pub at: DateTime<Utc>,
 }
@@ -223,6 +240,7 @@ impl InboundMessage {
             media: None,
             location: None,
             error: None,
+            quoted_provider_id: None,
             at,
         }
     }

@@ -33,6 +33,18 @@ impl Check {
         }
     }
 
+    /// An optional `quotedMessageId`: a message UUID when given.
+    pub(crate) fn quoted(&mut self, raw: Option<&str>) -> Option<Uuid> {
+        let raw = raw.map(str::trim).filter(|s| !s.is_empty())?;
+        match Uuid::parse_str(raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.add("quotedMessageId", "quotedMessageId must be a message UUID");
+                None
+            }
+        }
+    }
+
     pub(crate) fn phone(&mut self, field: &str, raw: &str) -> Option<PhoneNumber> {
         if raw.trim().is_empty() {
             self.add(field, PHONE_REQUIRED);

@@ -42,7 +42,8 @@
 //!    pre-key upload and count, app-state sync with empty collections, props, blocklist,
 //!    privacy; an empty `result` for the rest) and to its keepalive pings.
 //!
-//! Everything the client says is reported to the test as [`Seen`] items. Nothing here
+//! Everything the client says is reported to the test as [`Seen`] items; with `FAKE_WA_TRACE`
+//! set, every node in and out is also printed to stderr. Nothing here
 //! carries messages: no `<message>`, receipts or acks for sends.
 #![allow(dead_code)]
 
@@ -471,14 +472,14 @@ impl Server {
             .into_option()
             .context("no ClientHello")?;
         let client_eph = key32(hello.ephemeral.as_deref(), "client ephemeral")?;
-        let (wire, client_static, payload, pattern) = match (&hello.r#static, &hello.payload) {
+        let (mut link, client_static, payload, pattern) = match (&hello.r#static, &hello.payload) {
             (Some(s), Some(p)) => self.ik(wire, &client_eph, s, p).await?,
             _ => {
                 let (w, s, p) = self.xx(wire, &client_eph).await?;
                 (w, s, p, Pattern::Xx)
             }
         };
-        let mut link = wire;
+        link.conn = conn;
 
         let (outbox, mut relayed) = mpsc::unbounded_channel();
         self.state().outboxes.insert(conn, outbox);
@@ -772,7 +773,7 @@ fn check_device_sign(node: &Node, companion: &Companion) -> Result<(), String> {
 /// - `encrypt` with a pre-key `<list>` (upload): remembered for `<count/>`, which answers
 ///   `<count value=…/>`.
 /// - `w:sync:app:state` `<sync>`: every requested collection, empty (no snapshot, no patches).
-/// - `w` `<props>`: a props hash with no A/B props; `blocklist`: an empty `<list/>`;
+/// - `abt` `<props>`: a props hash with no A/B props; `blocklist`: an empty `<list/>`;
 ///   `privacy`: everyone may see everything.
 /// - anything else (digest, usync, unified session, …): an empty `result`.
 fn reply_to_iq(id: &str, node: &Node, session: &Session, state: &Mutex<State>) -> Vec<Node> {
@@ -840,7 +841,7 @@ fn reply_to_iq(id: &str, node: &Node, session: &Session, state: &Mutex<State>) -
                 NodeBuilder::new("sync").children(collections).build(),
             ])]
         }
-        ("w", "props") => vec![result(vec![
+        ("abt", "props") => vec![result(vec![
             NodeBuilder::new("props")
                 .attr("protocol", "2")
                 .attr("hash", "fake-props")
@@ -964,6 +965,8 @@ impl Wire {
 
 /// The encrypted link after the handshake.
 struct Link {
+    /// The connection's number, for [`trace`].
+    conn: usize,
     wire: Wire,
     read: NoiseCipher,
     write: NoiseCipher,
@@ -977,6 +980,7 @@ impl Link {
     fn new(wire: Wire, noise: NoiseHandshake) -> anyhow::Result<Self> {
         let (read, write) = noise.finish()?;
         Ok(Self {
+            conn: 0,
             wire,
             read,
             write,
@@ -986,6 +990,7 @@ impl Link {
     }
 
     async fn send(&mut self, node: &Node) -> anyhow::Result<()> {
+        trace(self.conn, "->", node);
         // `marshal` writes the flag byte (0: not compressed) before the node.
         let plain = marshal(node)?;
         let sealed = self.write.encrypt_with_counter(self.write_n, &plain)?;
@@ -1002,7 +1007,17 @@ impl Link {
             .decrypt_in_place_with_counter(self.read_n, &mut frame)?;
         self.read_n += 1;
         let plain = unpack(&frame)?;
-        Ok(Some(unmarshal_ref(&plain)?.to_owned()))
+        let node = unmarshal_ref(&plain)?.to_owned();
+        trace(self.conn, "<-", &node);
+        Ok(Some(node))
+    }
+}
+
+/// With `FAKE_WA_TRACE` set, prints every node the fake sends (`->`) and receives (`<-`):
+/// what to look at when a client waits for something the fake does not say.
+fn trace(conn: usize, dir: &str, node: &Node) {
+    if std::env::var_os("FAKE_WA_TRACE").is_some() {
+        eprintln!("[fake-wa c{conn}] {dir} {node:?}");
     }
 }
 

@@ -125,6 +125,11 @@ async fn apply(event: &Event, client: &Client, shared: &Shared, ctx: &SessionCon
             }
             return Flow::Continue;
         }
+        // Connected without a known number (none stored, no pairing seen): ask the client.
+        Event::Connected(_) if shared.with_link(|l| l.phone.is_none()) => {
+            let phone = client.pn().and_then(|pn| super::events::phone_of_user(&pn.user));
+            shared.with_link(|l| l.phone = phone);
+        }
         _ => {}
     }
     let now = chrono::Utc::now();

@@ -42,7 +42,7 @@ impl Link {
 
 /// The number of a WhatsApp user id (`15551234567` of `15551234567:3@s.whatsapp.net`).
 pub fn phone_of_user(user: &str) -> Option<PhoneNumber> {
-    PhoneNumber::parse(&format!("+{user}")).ok()
+    PhoneNumber::from_whatsapp(user)
 }
 
 /// Shown when WhatsApp refuses the client version.

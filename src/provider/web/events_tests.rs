@@ -232,3 +232,27 @@ fn connect_failures_log_out_fail_or_retry() {
         link.last_error
     );
 }
+
+#[test]
+fn a_linked_number_outside_the_known_ranges_still_connects() {
+    // +1 555-123-4567 is not a valid number to the phone-number metadata, but WhatsApp says
+    // it is the linked account: the session must come up with it, not stay pending.
+    assert!(crate::phone::PhoneNumber::parse("+15551234567").is_err());
+    let (out, _) = run(vec![
+        Event::PairSuccess(
+            PairSuccess::builder()
+                .id(jid("15551234567:2@s.whatsapp.net"))
+                .lid(jid("100000012345678:2@lid"))
+                .business_name(String::new())
+                .platform("android".into())
+                .build(),
+        ),
+        Event::Connected(Connected::builder().build()),
+    ]);
+    match &out[1] {
+        Some(ProviderEvent::Connected { phone }) => assert_eq!(phone.e164(), "+15551234567"),
+        other => panic!("{other:?}"),
+    }
+    assert!(phone_of_user("12345").is_none(), "too short");
+    assert!(phone_of_user("1555123456x").is_none());
+}

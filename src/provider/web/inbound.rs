@@ -198,6 +198,34 @@ pub fn content(message: &wa::Message) -> Option<Content<'_>> {
     None
 }
 
+/// The WhatsApp id of the message a reply quotes.
+pub fn quoted_id(message: &wa::Message) -> Option<String> {
+    let m = message.get_base_message();
+    macro_rules! stanza_id {
+        ($($field:ident),+) => {
+            $(
+                if let Some(x) = m.$field.as_option()
+                    && let Some(ctx) = x.context_info.as_option()
+                    && let Some(id) = ctx.stanza_id.as_ref().filter(|id| !id.is_empty())
+                {
+                    return Some(id.clone());
+                }
+            )+
+        };
+    }
+    stanza_id!(
+        extended_text_message,
+        image_message,
+        video_message,
+        audio_message,
+        document_message,
+        sticker_message,
+        location_message,
+        contact_message
+    );
+    None
+}
+
 /// Stores what WhatsApp delivers before it is acknowledged.
 pub(super) struct Commit {
     pub ctx: SessionContext,
@@ -246,6 +274,7 @@ impl Commit {
             media,
             location: content.location,
             error,
+            quoted_provider_id: quoted_id(&msg.message),
             at: info.timestamp,
         })
     }

@@ -196,3 +196,25 @@ fn message_contents_become_kinds_bodies_places_and_files() {
     };
     assert!(content(&protocol).is_none());
 }
+
+#[test]
+fn a_reply_names_the_message_it_quotes() {
+    let reply = wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some("yes".into()),
+            context_info: MessageField::some(wa::ContextInfo {
+                stanza_id: Some("3EB0ABCDEF".into()),
+                participant: Some("14155550123@s.whatsapp.net".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(quoted_id(&reply).as_deref(), Some("3EB0ABCDEF"));
+    let plain = wa::Message {
+        conversation: Some("hi".into()),
+        ..Default::default()
+    };
+    assert_eq!(quoted_id(&plain), None);
+}

@@ -14,14 +14,17 @@ use whatsapp_rust::{
         image_message, video_message,
     },
     send::SendError as WaSendError,
-    wacore::{download::MediaType, proto_helpers::MessageBuilderExt},
+    wacore::{
+        download::MediaType,
+        proto_helpers::{MessageBuilderExt, MessageExt},
+    },
     waproto::whatsapp as wa,
 };
 
 use crate::{
     domain::MessageKind,
     phone::PhoneNumber,
-    provider::{OutboundMessage, SendError, SentMessage, SessionContext},
+    provider::{OutboundMessage, Quoted, SendError, SentMessage, SessionContext},
 };
 
 /// The WhatsApp message id of wagate message `id`: `3EB0` and 20 hex digits of its SHA-256,
@@ -58,6 +61,10 @@ pub(super) async fn send(
         }
         kind => media_message(client, ctx, kind, &msg).await?,
     };
+    let mut body = body;
+    if let Some(q) = &msg.quoted {
+        body.set_context_info(quote(q, client, &to));
+    }
     let options = SendOptions::default().with_message_id(message_id(msg.message_id));
     match client.send_message_with_options(to, body, options).await {
         Ok(sent) => Ok(SentMessage {
@@ -163,6 +170,24 @@ async fn read_media(ctx: &SessionContext, key: &str) -> Result<Vec<u8>, SendErro
         .await
         .map_err(|e| SendError::Transient(format!("Reading the file: {e}")))?;
     Ok(bytes)
+}
+
+/// The context that shows `q` quoted above a reply in chat `chat`.
+fn quote(q: &Quoted, client: &Client, chat: &Jid) -> wa::ContextInfo {
+    let author = if q.from_me {
+        client.pn().map(|j| j.to_non_ad())
+    } else {
+        q.author
+            .as_deref()
+            .map(Jid::pn)
+            .or_else(|| Some(chat.clone()))
+    };
+    wa::ContextInfo {
+        stanza_id: Some(q.provider_message_id.clone()),
+        participant: author.map(|j| j.to_string()),
+        quoted_message: MessageField::some(wa::Message::text(q.text.clone().unwrap_or_default())),
+        ..Default::default()
+    }
 }
 
 /// Whether retrying can help.

@@ -8,6 +8,7 @@ mod chats;
 pub mod connected;
 pub mod dispatch;
 pub mod media;
+mod quotes;
 mod read;
 mod send;
 mod types;
@@ -56,6 +57,7 @@ struct Draft {
     body: Option<String>,
     media: Option<(String, String, i64, Option<String>)>,
     location: Option<Location>,
+    quoted: Option<Uuid>,
 }
 
 impl Draft {
@@ -74,6 +76,9 @@ impl Draft {
         }
         if let Some(l) = &self.location {
             h.update(serde_json::to_vec(l).unwrap_or_default());
+        }
+        if let Some(q) = self.quoted {
+            h.update(q.as_bytes());
         }
         crate::auth::token::sha256_hex(&format!("{:x}", h.finalize()))
     }
@@ -158,6 +163,9 @@ async fn enqueue(
         }
         state.connected.saw(p.tenant_id, d.session_id);
     }
+    if let Some(q) = d.quoted {
+        quotes::check(state, p.tenant_id, d.session_id, q).await?;
+    }
     if let Some(staged) = staged {
         staged.commit(state.media.as_ref()).await?;
     }
@@ -199,6 +207,7 @@ async fn enqueue(
         read_at: None,
         played_at: None,
         failed_at: None,
+        quoted_message_id: d.quoted,
     };
     let out = send_output(&row);
     match state.writer.insert(row).await {
@@ -236,6 +245,7 @@ pub async fn send_text(
     let session_id = c.session(&input.session_id);
     let to = c.phone("to", &input.to);
     let text = c.text("text", &input.text, true, MAX_TEXT);
+    let quoted = c.quoted(input.quoted_message_id.as_deref());
     c.finish()?;
     let (Some(session_id), Some(to), Some(text)) = (session_id, to, text) else {
         return Err(AppError::field("text", "Invalid message"));
@@ -247,6 +257,7 @@ pub async fn send_text(
         body: Some(text),
         media: None,
         location: None,
+        quoted,
     };
     enqueue(state, p, draft, idem, None).await
 }
@@ -283,6 +294,7 @@ pub async fn send_location(
         false,
         1024,
     );
+    let quoted = c.quoted(input.quoted_message_id.as_deref());
     c.finish()?;
     let (Some(session_id), Some(to), Some(latitude), Some(longitude)) = (session_id, to, lat, lng)
     else {
@@ -300,6 +312,7 @@ pub async fn send_location(
             name,
             address,
         }),
+        quoted,
     };
     enqueue(state, p, draft, idem, None).await
 }
@@ -406,6 +419,7 @@ pub async fn send_media(
         .or(uploaded_name)
         .map(|n| sanitize_file_name(&n))
         .filter(|n| !n.is_empty());
+    let quoted = c.quoted(input.quoted_message_id.as_deref());
     c.finish()?;
     let (Some(staged), Some(mime), Some(session_id), Some(to)) = (staged, mime, session_id, to)
     else {
@@ -420,6 +434,7 @@ pub async fn send_media(
         body: caption,
         media: Some((key, mime, size, file_name)),
         location: None,
+        quoted,
     };
     enqueue(state, p, draft, idem, Some(staged)).await
 }

@@ -260,6 +260,9 @@ async fn try_send(
         }),
         _ => None,
     };
+    let quoted = super::quotes::for_provider(state, tenant, m.quoted_message_id)
+        .await
+        .map_err(|e| refused(SendError::Transient(format!("database error: {e}"))))?;
     let msg = OutboundMessage {
         tenant_id: tenant,
         session_id: m.session_id,
@@ -272,6 +275,7 @@ async fn try_send(
             .location
             .as_deref()
             .and_then(|l| serde_json::from_str::<Location>(l).ok()),
+        quoted,
     };
     let timeout = state.cfg.messaging.dispatch.send_timeout;
     let send = std::panic::AssertUnwindSafe(conn.send(msg)).catch_unwind();

@@ -26,6 +26,9 @@ pub struct SendTextInput {
     #[serde(default)]
     #[schema(required = true)]
     pub text: String,
+    /// The id of an earlier message of the same session to reply to (shown quoted).
+    #[schema(format = "uuid")]
+    pub quoted_message_id: Option<String>,
 }
 
 /// `POST /api/messages/send-location`.
@@ -50,6 +53,9 @@ pub struct SendLocationInput {
     pub name: Option<String>,
     /// Street address (at most 1024 characters).
     pub address: Option<String>,
+    /// The id of an earlier message of the same session to reply to (shown quoted).
+    #[schema(format = "uuid")]
+    pub quoted_message_id: Option<String>,
 }
 
 /// The text fields of a media send (the file arrives separately, streamed).
@@ -63,6 +69,8 @@ pub struct SendMediaInput {
     pub caption: Option<String>,
     /// File name shown to the recipient (documents); defaults to the uploaded name.
     pub file_name: Option<String>,
+    /// The id of an earlier message of the same session to reply to.
+    pub quoted_message_id: Option<String>,
 }
 
 /// The multipart form of the media sends (documentation only; parsed as a stream).
@@ -79,6 +87,9 @@ pub struct SendMediaForm {
     pub caption: Option<String>,
     /// File name shown to the recipient (documents); defaults to the uploaded file's name.
     pub file_name: Option<String>,
+    /// The id of an earlier message of the same session to reply to (shown quoted).
+    #[schema(format = "uuid")]
+    pub quoted_message_id: Option<String>,
     /// The file. Its type is detected from its bytes, not from its name or part header.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
@@ -100,6 +111,9 @@ pub struct SendMediaJson {
     pub caption: Option<String>,
     /// File name shown to the recipient (documents).
     pub file_name: Option<String>,
+    /// The id of an earlier message of the same session to reply to (shown quoted).
+    #[schema(format = "uuid")]
+    pub quoted_message_id: Option<String>,
     /// The file, base64-encoded (standard alphabet, padded), or a `data:` URL.
     #[schema(format = Byte)]
     pub file: String,
@@ -160,4 +174,7 @@ pub struct SandboxInboundInput {
     #[serde(default)]
     #[schema(required = true)]
     pub text: String,
+    /// The id of an earlier message of the same session to reply to (shown quoted).
+    #[schema(format = "uuid")]
+    pub quoted_message_id: Option<String>,
 }

@@ -129,6 +129,13 @@ async fn apply_receipts(state: &AppState, receipts: Vec<MessageUpdate>) -> Vec<b
 /// same provider id returns the stored message without a second event.
 pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<MessageOutput> {
     let now = state.clock.now();
+    let quoted = super::quotes::resolve(
+        state,
+        msg.tenant_id,
+        msg.session_id,
+        msg.quoted_provider_id.as_deref(),
+    )
+    .await?;
     let row = entity::message::Model {
         id: Uuid::now_v7(),
         tenant_id: msg.tenant_id.uuid(),
@@ -162,6 +169,7 @@ pub async fn receive(state: &AppState, msg: InboundMessage) -> AppResult<Message
         read_at: None,
         played_at: None,
         failed_at: None,
+        quoted_message_id: quoted,
     };
     // The message, the contact's conversation stats and the webhook deliveries commit
     // together.
