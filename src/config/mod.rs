@@ -378,6 +378,12 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 impl Config {
+    /// Refuses a WhatsApp Web URL off this machine in a test build (feature `fake-whatsapp`),
+    /// for commands that use the `web` provider whatever `WAGATE_PROVIDERS` says.
+    pub fn check_web_test_build(&self) -> Result<(), ConfigError> {
+        providers::check_test_build(&self.web, &[ProviderKind::Web])
+    }
+
     /// Defaults for everything, with the given data directory (used by tests and embedding).
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();

@@ -9,6 +9,7 @@
 mod connection;
 pub mod events;
 pub mod inbound;
+pub mod login;
 mod numbers;
 mod send;
 pub mod store;
