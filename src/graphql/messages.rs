@@ -72,7 +72,10 @@ impl MessageMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The connected session to send through")] session_id: ID,
-        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(
+            desc = "Recipient: a phone number in any international format, or a group jid (…@g.us)"
+        )]
+        to: String,
         #[graphql(desc = "Message text, 1–4096 characters")] text: String,
         #[graphql(desc = "An earlier message of the same session to reply to (shown quoted)")]
         quoted_message_id: Option<ID>,
@@ -100,7 +103,10 @@ impl MessageMutation {
         ctx: &Context<'_>,
         #[graphql(name = "type", desc = "IMAGE, DOCUMENT, VIDEO or AUDIO")] kind: MessageKind,
         #[graphql(desc = "The connected session to send through")] session_id: ID,
-        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(
+            desc = "Recipient: a phone number in any international format, or a group jid (…@g.us)"
+        )]
+        to: String,
         #[graphql(
             desc = "The file, as a GraphQL multipart upload; its type is detected from its bytes"
         )]
@@ -148,7 +154,10 @@ impl MessageMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The connected session to send through")] session_id: ID,
-        #[graphql(desc = "Recipient phone number in any international format")] to: String,
+        #[graphql(
+            desc = "Recipient: a phone number in any international format, or a group jid (…@g.us)"
+        )]
+        to: String,
         #[graphql(desc = "Latitude in degrees, -90 to 90")] latitude: f64,
         #[graphql(desc = "Longitude in degrees, -180 to 180")] longitude: f64,
         #[graphql(desc = "Place name shown with the pin")] name: Option<String>,

@@ -111,6 +111,48 @@ pub struct MediaFile {
     pub file_name: Option<String>,
 }
 
+/// Who a message goes to: a phone number, or a group the session is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    /// A person (a direct chat).
+    Phone(PhoneNumber),
+    /// A group, by its jid (`120363025246125486@g.us`).
+    Group(String),
+}
+
+impl Recipient {
+    /// The suffix of group jids.
+    pub const GROUP_SERVER: &'static str = "@g.us";
+
+    /// A group jid as typed (`120363025246125486@g.us`, or the older `<phone>-<time>@g.us`):
+    /// `None` unless it is one.
+    pub fn group(raw: &str) -> Option<Self> {
+        let id = raw.trim().strip_suffix(Self::GROUP_SERVER)?;
+        let ok = !id.is_empty()
+            && id.len() <= 40
+            && id.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+            && !id.starts_with('-')
+            && !id.ends_with('-');
+        ok.then(|| Self::Group(format!("{id}{}", Self::GROUP_SERVER)))
+    }
+
+    /// The chat's key in the gateway: the phone's digits, or the group's id (before `@`).
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Phone(p) => p.digits(),
+            Self::Group(jid) => jid.trim_end_matches(Self::GROUP_SERVER),
+        }
+    }
+
+    /// The chat's WhatsApp jid.
+    pub fn jid(&self) -> String {
+        match self {
+            Self::Phone(p) => p.jid(),
+            Self::Group(jid) => jid.clone(),
+        }
+    }
+}
+
 /// What the dispatcher asks a provider to send.
 #[derive(Clone, Debug)]
 pub struct OutboundMessage {
@@ -121,8 +163,8 @@ pub struct OutboundMessage {
     /// wagate's id of the message. A provider must treat it as an idempotency key: sending the
     /// same id twice (a retry after a crash) must not deliver twice.
     pub message_id: Uuid,
-    /// Recipient.
-    pub to: PhoneNumber,
+    /// Recipient: a phone number or a group.
+    pub to: Recipient,
     /// What it carries.
     pub kind: MessageKind,
     /// Text, or the caption of media.

@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::{
     Capabilities, Connection, Control, ControlReply, EventSink, InboundMessage, MessageUpdate,
-    NumberCheck, OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, SendError,
-    SentMessage, SessionContext, UpdateSink, store::DeviceStore,
+    NumberCheck, OutboundMessage, Provider, ProviderError, ProviderEvent, ProviderKind, Recipient,
+    SendError, SentMessage, SessionContext, UpdateSink, store::DeviceStore,
 };
 use crate::{
     clock::Clock,
@@ -366,15 +366,12 @@ impl Connection for SandboxConnection {
                 "The sandbox connection is not online".into(),
             ));
         }
-        if self
-            .cfg
-            .not_on_whatsapp
-            .iter()
-            .any(|n| n == msg.to.digits())
+        if let Recipient::Phone(to) = &msg.to
+            && self.cfg.not_on_whatsapp.iter().any(|n| n == to.digits())
         {
             return Err(SendError::Permanent(format!(
                 "{} is not on WhatsApp",
-                msg.to.e164()
+                to.e164()
             )));
         }
         let key = msg.message_id.to_string();

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use crate::{
     error::{AppError, AppResult, FieldErrors},
     phone::PhoneNumber,
+    provider::Recipient,
 };
 
 /// Why a phone field is rejected when it is empty.
@@ -43,6 +44,21 @@ impl Check {
                 None
             }
         }
+    }
+
+    /// A recipient: a phone number, or a group jid (`…@g.us`).
+    pub(crate) fn recipient(&mut self, field: &str, raw: &str) -> Option<Recipient> {
+        if raw.trim().ends_with(Recipient::GROUP_SERVER) {
+            let group = Recipient::group(raw);
+            if group.is_none() {
+                self.add(
+                    field,
+                    "A group must be given as its id, e.g. 120363025246125486@g.us",
+                );
+            }
+            return group;
+        }
+        self.phone(field, raw).map(Recipient::Phone)
     }
 
     pub(crate) fn phone(&mut self, field: &str, raw: &str) -> Option<PhoneNumber> {

@@ -127,7 +127,9 @@ async fn apply(event: &Event, client: &Client, shared: &Shared, ctx: &SessionCon
         }
         // Connected without a known number (none stored, no pairing seen): ask the client.
         Event::Connected(_) if shared.with_link(|l| l.phone.is_none()) => {
-            let phone = client.pn().and_then(|pn| super::events::phone_of_user(&pn.user));
+            let phone = client
+                .pn()
+                .and_then(|pn| super::events::phone_of_user(&pn.user));
             shared.with_link(|l| l.phone = phone);
         }
         _ => {}

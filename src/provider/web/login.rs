@@ -15,8 +15,8 @@ use crate::{
     media::FsMediaStore,
     phone::PhoneNumber,
     provider::{
-        Connection, EventSink, MessageUpdate, OutboundMessage, Provider, ProviderEvent, Reported,
-        SessionContext, UpdateSink, store::MemoryDeviceStore,
+        Connection, EventSink, MessageUpdate, OutboundMessage, Provider, ProviderEvent, Recipient,
+        Reported, SessionContext, UpdateSink, store::MemoryDeviceStore,
     },
 };
 
@@ -87,7 +87,7 @@ async fn check_with(
             tenant_id: ctx.tenant_id,
             session_id: ctx.session_id,
             message_id,
-            to: phone.clone(),
+            to: Recipient::Phone(phone.clone()),
             kind: MessageKind::Text,
             body: Some(format!(
                 "wagate web-login check, {}",

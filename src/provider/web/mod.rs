@@ -34,7 +34,7 @@ use self::{
 };
 use super::{
     Capabilities, Connection, NumberCheck, OutboundMessage, Provider, ProviderError, ProviderKind,
-    SendError, SentMessage, SessionContext,
+    Recipient, SendError, SentMessage, SessionContext,
 };
 use crate::phone::PhoneNumber;
 
@@ -176,17 +176,19 @@ impl Connection for WebConnection {
                 "The WhatsApp Web session is not online".into(),
             ));
         }
-        let to = match self.numbers.check(&self.client, &msg.to).await {
-            Ok(check) if check.on_whatsapp => msg.to.clone(),
-            Ok(_) => {
-                return Err(SendError::Permanent(format!(
-                    "{} is not on WhatsApp",
-                    msg.to.e164()
-                )));
+        if let Recipient::Phone(to) = &msg.to {
+            match self.numbers.check(&self.client, to).await {
+                Ok(check) if check.on_whatsapp => {}
+                Ok(_) => {
+                    return Err(SendError::Permanent(format!(
+                        "{} is not on WhatsApp",
+                        to.e164()
+                    )));
+                }
+                Err(e) => return Err(SendError::Transient(e.to_string())),
             }
-            Err(e) => return Err(SendError::Transient(e.to_string())),
-        };
-        send::send(&self.client, &self.ctx, to, msg).await
+        }
+        send::send(&self.client, &self.ctx, msg).await
     }
 
     async fn check_number(&self, phone: &PhoneNumber) -> Result<NumberCheck, ProviderError> {

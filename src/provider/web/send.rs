@@ -23,8 +23,7 @@ use whatsapp_rust::{
 
 use crate::{
     domain::MessageKind,
-    phone::PhoneNumber,
-    provider::{OutboundMessage, Quoted, SendError, SentMessage, SessionContext},
+    provider::{OutboundMessage, Quoted, Recipient, SendError, SentMessage, SessionContext},
 };
 
 /// The WhatsApp message id of wagate message `id`: `3EB0` and 20 hex digits of its SHA-256,
@@ -38,10 +37,14 @@ pub fn message_id(id: Uuid) -> String {
 pub(super) async fn send(
     client: &Arc<Client>,
     ctx: &SessionContext,
-    to: PhoneNumber,
     msg: OutboundMessage,
 ) -> Result<SentMessage, SendError> {
-    let to = Jid::pn(to.digits());
+    let to: Jid = match &msg.to {
+        Recipient::Phone(p) => Jid::pn(p.digits()),
+        Recipient::Group(jid) => jid
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("Not a group id {jid}: {e}")))?,
+    };
     let body = match msg.kind {
         MessageKind::Text => wa::Message::text(msg.body.unwrap_or_default()),
         MessageKind::Location => {

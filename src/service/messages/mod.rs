@@ -32,7 +32,7 @@ use crate::{
     domain::ids::TenantId,
     error::{AppError, AppResult},
     events::{DomainEvent, EventPayload},
-    phone::PhoneNumber,
+    provider::Recipient,
     repo,
     service::{messages::media::StageError, sessions::SessionStatus},
     state::AppState,
@@ -52,7 +52,7 @@ fn not_found() -> AppError {
 /// What a send stores, after validation.
 struct Draft {
     session_id: Uuid,
-    to: PhoneNumber,
+    to: Recipient,
     kind: MessageKind,
     body: Option<String>,
     media: Option<(String, String, i64, Option<String>)>,
@@ -64,7 +64,7 @@ impl Draft {
     fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.session_id.as_bytes());
-        h.update(self.to.digits().as_bytes());
+        h.update(self.to.jid().as_bytes());
         h.update(self.kind.as_str().as_bytes());
         for part in [
             self.body.as_deref(),
@@ -180,7 +180,7 @@ async fn enqueue(
         session_id: d.session_id,
         direction: Direction::Outbound.as_str().into(),
         kind: d.kind.as_str().into(),
-        phone: d.to.digits().to_owned(),
+        phone: d.to.key().to_owned(),
         remote_jid: d.to.jid(),
         body: d.body,
         media_key,
@@ -243,7 +243,7 @@ pub async fn send_text(
     p.require(Capability::SendMessages)?;
     let mut c = Check::default();
     let session_id = c.session(&input.session_id);
-    let to = c.phone("to", &input.to);
+    let to = c.recipient("to", &input.to);
     let text = c.text("text", &input.text, true, MAX_TEXT);
     let quoted = c.quoted(input.quoted_message_id.as_deref());
     c.finish()?;
@@ -272,7 +272,7 @@ pub async fn send_location(
     p.require(Capability::SendMessages)?;
     let mut c = Check::default();
     let session_id = c.session(&input.session_id);
-    let to = c.phone("to", &input.to);
+    let to = c.recipient("to", &input.to);
     let lat = match input.latitude {
         Some(v) if (-90.0..=90.0).contains(&v) => Some(v),
         _ => {
@@ -396,7 +396,7 @@ pub async fn send_media(
         None => None,
     };
     let session_id = c.session(&input.session_id);
-    let to = c.phone("to", &input.to);
+    let to = c.recipient("to", &input.to);
     let caption = match kind {
         MessageKind::Audio
             if input

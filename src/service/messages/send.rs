@@ -11,7 +11,7 @@ use super::{Location, MessageKind};
 use crate::{
     domain::{SessionStatus, ids::TenantId},
     phone::PhoneNumber,
-    provider::{MediaFile, OutboundMessage, SendError},
+    provider::{MediaFile, OutboundMessage, Recipient, SendError},
     repo,
     state::AppState,
 };
@@ -245,12 +245,15 @@ async fn try_send(
                 .unwrap_or("no instance yet")
         )));
     };
-    let to = PhoneNumber::parse(&m.phone).map_err(|_| {
-        refused(SendError::Permanent(format!(
-            "Invalid recipient {}",
-            m.phone
-        )))
-    })?;
+    let to = match Recipient::group(&m.remote_jid) {
+        Some(group) => group,
+        None => Recipient::Phone(PhoneNumber::parse(&m.phone).map_err(|_| {
+            refused(SendError::Permanent(format!(
+                "Invalid recipient {}",
+                m.phone
+            )))
+        })?),
+    };
     let media = match (&m.media_key, &m.media_mime) {
         (Some(key), Some(mime)) => Some(MediaFile {
             key: key.clone(),

@@ -18,7 +18,8 @@ pub struct SendTextInput {
     #[serde(default)]
     #[schema(required = true, format = "uuid")]
     pub session_id: String,
-    /// Recipient phone number in international format, e.g. `919876543210` or `+91 98765 43210`.
+    /// Recipient: a phone number in international format, e.g. `919876543210` or
+    /// `+91 98765 43210`, or a group the session is in, by its jid (`120363025246125486@g.us`).
     #[serde(default)]
     #[schema(required = true)]
     pub to: String,
@@ -39,7 +40,7 @@ pub struct SendLocationInput {
     #[serde(default)]
     #[schema(required = true, format = "uuid")]
     pub session_id: String,
-    /// Recipient phone number in international format.
+    /// Recipient: a phone number in international format, or a group jid (`…@g.us`).
     #[serde(default)]
     #[schema(required = true)]
     pub to: String,
@@ -63,7 +64,7 @@ pub struct SendLocationInput {
 pub struct SendMediaInput {
     /// The connected session to send through.
     pub session_id: String,
-    /// Recipient phone number.
+    /// Recipient: a phone number, or a group jid (`…@g.us`).
     pub to: String,
     /// Optional caption (at most 1024 characters; not for audio).
     pub caption: Option<String>,
@@ -81,7 +82,7 @@ pub struct SendMediaForm {
     /// The connected session to send through.
     #[schema(format = "uuid")]
     pub session_id: String,
-    /// Recipient phone number in international format.
+    /// Recipient: a phone number in international format, or a group jid (`…@g.us`).
     pub to: String,
     /// Optional caption (at most 1024 characters; not for audio).
     pub caption: Option<String>,
@@ -105,7 +106,7 @@ pub struct SendMediaJson {
     /// The connected session to send through.
     #[schema(format = "uuid")]
     pub session_id: String,
-    /// Recipient phone number in international format.
+    /// Recipient: a phone number in international format, or a group jid (`…@g.us`).
     pub to: String,
     /// Optional caption (at most 1024 characters; not for audio).
     pub caption: Option<String>,
