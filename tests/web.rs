@@ -72,13 +72,7 @@ async fn unreachable_whatsapp_is_retried_with_growing_backoff(ws_url: String) {
     let app = TestApp::spawn_web(ws_url).await;
     let (token, _, id) = app.web_session("unreachable@example.com").await;
     mark_paired(&app, &id, "14155550177").await;
-    let r = app
-        .post_empty(
-            &format!("/api/v1/whatsapp/{id}/connect"),
-            Auth::Bearer(&token),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    app.connect(&token, &id).await;
 
     let (s1, t1) = wait_attempt(&app, &token, &id, 1).await;
     assert_eq!(s1["status"], "connecting", "{s1}");
@@ -138,13 +132,7 @@ async fn a_logout_wipes_the_device_keys_the_client_made() {
     let store = DbDeviceStore::for_session(&app.state, tenant, id.parse().unwrap());
     assert!(store.list(ns::DEVICE).await.unwrap().is_empty());
     mark_paired(&app, &id, "14155550178").await;
-    let r = app
-        .post_empty(
-            &format!("/api/v1/whatsapp/{id}/connect"),
-            Auth::Bearer(&token),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    app.connect(&token, &id).await;
     // The client creates its identity (noise and identity keys, registration id) in our
     // store before it connects.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -7,7 +7,7 @@
 //! feature (`cargo test --all-features --test web_failover`).
 
 mod common;
-#[path = "common/fake_wa.rs"]
+#[path = "common/fake_wa/mod.rs"]
 mod fake_wa;
 
 use std::time::{Duration, Instant};

@@ -6,6 +6,10 @@
 //! phone's number; after a gateway restart it logs in again with its stored identity (Noise
 //! IK), without a QR code.
 //!
+//! Once linked, a contact of the fake writes to the phone: the client decrypts the Signal
+//! `pkmsg`, the gateway stores the message and only then is it acknowledged (receipt); and
+//! the number check asks WhatsApp (usync) which numbers have an account.
+//!
 //! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
 //! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
 //!
@@ -20,15 +24,16 @@
 //! phone does not send) before it syncs the critical app state and reports `connected`.
 
 mod common;
-#[path = "common/fake_wa.rs"]
+#[path = "common/fake_wa/mod.rs"]
 mod fake_wa;
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Auth, GqlWs, TestApp, WEB_VERSION, receiver::Receiver};
-use fake_wa::{FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen};
+use fake_wa::{Companion, FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen};
 use serde_json::{Value, json};
+use whatsapp_rust::wacore_binary::Node;
 
 /// A session connected to the fake, past the handshake and `<pair-device>`, showing its
 /// first QR code.
@@ -422,4 +427,183 @@ async fn a_phone_scanning_the_qr_code_links_the_session_which_logs_in_again_afte
         "no new pairing after the restart: {later:?}"
     );
     assert_eq!(wa.linked().len(), 1);
+}
+
+/// A session linked to `PHONE`'s device 1 and connected.
+struct Linked {
+    wa: FakeWhatsApp,
+    app: TestApp,
+    token: String,
+    id: String,
+    companion: Companion,
+}
+
+/// Links a new session: its QR code is scanned, it logs in and is `connected`.
+async fn linked(email: &str) -> Linked {
+    let Linking {
+        mut wa,
+        app,
+        token,
+        id,
+        client_static,
+        qr,
+        ws,
+        ..
+    } = connect_to_fake(email).await;
+    drop(ws);
+    let companion = wa
+        .scan(qr["code"].as_str().unwrap(), &Phone::new(PHONE))
+        .unwrap();
+    wa.wait_for("pair-device-sign", Duration::from_secs(10), |s| match s {
+        Seen::Paired { .. } => Some(()),
+        Seen::PairRejected { conn, why } => panic!("pairing on {conn} rejected: {why}"),
+        _ => None,
+    })
+    .await;
+    login_handshake(&mut wa, client_static).await;
+    wait_connected(&app, &token, &id, Duration::from_secs(40)).await;
+    Linked {
+        wa,
+        app,
+        token,
+        id,
+        companion,
+    }
+}
+
+/// The contact who writes to the linked phone in these tests, and its push name.
+const CONTACT: &str = "14155550177";
+const CONTACT_NAME: &str = "Ana";
+
+/// Waits for the client's nodes about the message `id` until `done` says it saw enough;
+/// calls `each` on every one as it arrives. Returns them in order.
+async fn nodes_about(
+    wa: &mut FakeWhatsApp,
+    id: &str,
+    what: &str,
+    done: impl Fn(&[Node]) -> bool,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    while !done(&nodes) {
+        let node = wa
+            .wait_for(what, Duration::from_secs(15), |s| match s {
+                Seen::Node { node, .. } if attr(&node, "id").as_deref() == Some(id) => Some(node),
+                Seen::Closed { conn, why } => panic!("connection {conn} closed: {why}"),
+                _ => None,
+            })
+            .await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+fn attr(node: &Node, key: &str) -> Option<String> {
+    node.attrs.get(key).map(|v| v.as_str().into_owned())
+}
+
+#[tokio::test]
+async fn a_contact_s_message_is_stored_before_whatsapp_gets_its_receipt() {
+    let Linked {
+        mut wa,
+        app,
+        token,
+        id,
+        companion,
+    } = linked("fake-wa-inbound@example.com").await;
+    let hooks = Receiver::start().await;
+    let r = app
+        .post(
+            "/api/webhooks",
+            Auth::Bearer(&token),
+            json!({"url": hooks.url("/in"), "events": ["message.received"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // A contact sets up a Signal session from the pre-keys the client uploaded and writes:
+    // `<message from=… type="text" notify="Ana"><enc v="2" type="pkmsg">`.
+    wa.add_contact(CONTACT, CONTACT_NAME);
+    let msg_id = "3EB0FAKE1NB0UND0000001";
+    wa.send_text(CONTACT, &companion, msg_id, "Olá, tudo bem?")
+        .await
+        .unwrap();
+
+    // The client decrypts it, the gateway stores it, and only then does WhatsApp get its
+    // acknowledgement: a delivery receipt (`type="inactive"`: the gateway sets no presence),
+    // which `whatsapp-rust` sends instead of a bare `<ack class="message">` for a message it
+    // decrypted. By the time the fake sees it, REST already shows the message.
+    let receipt = nodes_about(&mut wa, msg_id, "the receipt of the message", |n| {
+        !n.is_empty()
+    })
+    .await
+    .remove(0);
+    let r = app
+        .get("/api/messages?direction=inbound", Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = r.body["data"].as_array().unwrap();
+    assert_eq!(
+        stored.len(),
+        1,
+        "stored before it was acknowledged: {stored:?}"
+    );
+    let m = &stored[0];
+    assert_eq!(m["text"], "Olá, tudo bem?", "{m}");
+    assert_eq!(m["from"], CONTACT, "{m}");
+    assert_eq!(m["providerMessageId"], msg_id, "{m}");
+    assert_eq!(m["type"], "text", "{m}");
+    assert_eq!(m["sessionId"], id.as_str(), "{m}");
+
+    assert_eq!(
+        receipt.tag, "receipt",
+        "acknowledged with a receipt: {receipt:?}"
+    );
+    assert_eq!(
+        attr(&receipt, "to").as_deref(),
+        Some(format!("{CONTACT}@{SERVER}").as_str()),
+        "{receipt:?}"
+    );
+    assert_eq!(
+        attr(&receipt, "type").as_deref(),
+        Some("inactive"),
+        "a delivery receipt of an inactive client: {receipt:?}"
+    );
+
+    // And a `message.received` webhook.
+    let hit = hooks.wait_for("/in", 1).await.remove(0);
+    assert_eq!(hit.body["type"], "message.received", "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["text"], "Olá, tudo bem?", "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["from"], CONTACT, "{:?}", hit.body);
+}
+
+#[tokio::test]
+async fn the_number_check_asks_whatsapp_which_numbers_have_an_account() {
+    let Linked {
+        wa, app, token, id, ..
+    } = linked("fake-wa-check@example.com").await;
+    wa.add_contact(CONTACT, CONTACT_NAME);
+
+    // usync's `contact` protocol: `in` for the fake's contact, `out` for any other number.
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{id}/check/{CONTACT}"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["onWhatsApp"], true, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["jid"],
+        format!("{CONTACT}@{SERVER}"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .get(
+            &format!("/api/v1/whatsapp/{id}/check/14155550199"),
+            Auth::Bearer(&token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["onWhatsApp"], false, "{}", r.body);
 }

@@ -488,16 +488,23 @@ impl TestApp {
         r.body["data"]["id"].as_str().unwrap().to_owned()
     }
 
-    /// Connect + sandbox scan: returns the connected session.
-    pub async fn connected_session(&self, token: &str, phone: &str) -> String {
-        let id = self.create_session(token, "Connected line").await;
+    /// `POST /api/v1/whatsapp/{id}/connect`, asserting a 200; its `data`.
+    pub async fn connect(&self, token: &str, id: &str) -> Value {
         let r = self
             .post_empty(
                 &format!("/api/v1/whatsapp/{id}/connect"),
                 Auth::Bearer(token),
             )
             .await;
-        assert_eq!(r.body["data"]["status"], "qr_pending", "{}", r.body);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["data"].clone()
+    }
+
+    /// Connect + sandbox scan: returns the connected session.
+    pub async fn connected_session(&self, token: &str, phone: &str) -> String {
+        let id = self.create_session(token, "Connected line").await;
+        let data = self.connect(token, &id).await;
+        assert_eq!(data["status"], "qr_pending", "{data}");
         let r = self
             .post(
                 &format!("/api/v1/whatsapp/{id}/sandbox/scan"),
