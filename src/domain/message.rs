@@ -23,6 +23,13 @@ pub enum MessageKind {
     Audio,
     /// A map location.
     Location,
+    /// A sticker (WebP), received.
+    Sticker,
+    /// A contact card, received: its vCard is the text.
+    Contact,
+    /// An emoji reaction, received, to the message `quotedMessageId` names: the emoji is the
+    /// text (empty when the reaction was taken back).
+    Reaction,
 }
 
 impl MessageKind {
@@ -35,6 +42,9 @@ impl MessageKind {
             MessageKind::Video => "video",
             MessageKind::Audio => "audio",
             MessageKind::Location => "location",
+            MessageKind::Sticker => "sticker",
+            MessageKind::Contact => "contact",
+            MessageKind::Reaction => "reaction",
         }
     }
 
@@ -47,6 +57,9 @@ impl MessageKind {
             "video" => MessageKind::Video,
             "audio" => MessageKind::Audio,
             "location" => MessageKind::Location,
+            "sticker" => MessageKind::Sticker,
+            "contact" => MessageKind::Contact,
+            "reaction" => MessageKind::Reaction,
             _ => return None,
         })
     }
@@ -268,7 +281,12 @@ pub struct MessageOutput {
 pub fn output(m: &entity::message::Model) -> MessageOutput {
     let kind = MessageKind::parse(&m.kind).unwrap_or(MessageKind::Text);
     let direction = Direction::parse(&m.direction).unwrap_or(Direction::Outbound);
-    let (text, caption) = if kind == MessageKind::Text {
+    let texts = [
+        MessageKind::Text,
+        MessageKind::Contact,
+        MessageKind::Reaction,
+    ];
+    let (text, caption) = if texts.contains(&kind) {
         (m.body.clone(), None)
     } else {
         (None, m.body.clone())

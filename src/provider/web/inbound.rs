@@ -133,7 +133,7 @@ pub fn content(message: &wa::Message) -> Option<Content<'_>> {
     if let Some(x) = m.sticker_message.as_option() {
         let mime = x.mimetype.as_deref();
         return Some(Content::media(
-            MessageKind::Image,
+            MessageKind::Sticker,
             None,
             x,
             mime,
@@ -191,9 +191,17 @@ pub fn content(message: &wa::Message) -> Option<Content<'_>> {
     }
     if let Some(x) = m.contact_message.as_option() {
         // A contact card: its vCard as the text, so no detail is lost.
-        return Some(Content::text(
-            x.vcard.clone().or_else(|| x.display_name.clone()),
-        ));
+        let card = x.vcard.clone().or_else(|| x.display_name.clone());
+        return Some(Content {
+            kind: MessageKind::Contact,
+            ..Content::text(card)
+        });
+    }
+    if let Some(x) = m.reaction_message.as_option() {
+        return Some(Content {
+            kind: MessageKind::Reaction,
+            ..Content::text(Some(x.text.clone().unwrap_or_default()))
+        });
     }
     None
 }
@@ -201,6 +209,10 @@ pub fn content(message: &wa::Message) -> Option<Content<'_>> {
 /// The WhatsApp id of the message a reply quotes.
 pub fn quoted_id(message: &wa::Message) -> Option<String> {
     let m = message.get_base_message();
+    // A reaction names the message it reacts to by its key.
+    if let Some(r) = m.reaction_message.as_option() {
+        return r.key.as_option().and_then(|k| k.id.clone());
+    }
     macro_rules! stanza_id {
         ($($field:ident),+) => {
             $(

@@ -146,7 +146,7 @@ fn message_contents_become_kinds_bodies_places_and_files() {
     let c = content(&sticker).unwrap();
     assert_eq!(
         (c.kind, c.media.unwrap().1.as_str()),
-        (MessageKind::Image, "image/webp")
+        (MessageKind::Sticker, "image/webp")
     );
 
     let place = wa::Message {
@@ -174,13 +174,27 @@ fn message_contents_become_kinds_bodies_places_and_files() {
         }),
         ..Default::default()
     };
-    assert!(
-        content(&card)
-            .unwrap()
-            .body
-            .unwrap()
-            .starts_with("BEGIN:VCARD")
+    let c = content(&card).unwrap();
+    assert_eq!(c.kind, MessageKind::Contact);
+    assert!(c.body.unwrap().starts_with("BEGIN:VCARD"));
+
+    let reaction = wa::Message {
+        reaction_message: MessageField::some(wa::message::ReactionMessage {
+            text: Some("👍".into()),
+            key: MessageField::some(wa::MessageKey {
+                id: Some("3EB0REACTED".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let c = content(&reaction).unwrap();
+    assert_eq!(
+        (c.kind, c.body.as_deref()),
+        (MessageKind::Reaction, Some("👍"))
     );
+    assert_eq!(quoted_id(&reaction).as_deref(), Some("3EB0REACTED"));
 
     // A view-once wrapper is unwrapped; a protocol message is not stored.
     let view_once = wa::Message {
