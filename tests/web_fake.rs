@@ -7,8 +7,12 @@
 //! IK), without a QR code.
 //!
 //! Once linked, a contact of the fake writes to the phone: the client decrypts the Signal
-//! `pkmsg`, the gateway stores the message and only then is it acknowledged (receipt); and
-//! the number check asks WhatsApp (usync) which numbers have an account.
+//! `pkmsg`, the gateway stores the message and only then is it acknowledged (receipt); the
+//! number check asks WhatsApp (usync) which numbers have an account; a text sent over REST
+//! reaches the contact (usync devices, pre-key fetch, `<message>` the contact decrypts) and
+//! its delivery and read receipts move it to `delivered` and `read`; and a link the fake
+//! drops (no close frame, as a network failure) is retried after about a second and logs in
+//! again without a QR code.
 //!
 //! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
 //! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
@@ -31,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Auth, GqlWs, TestApp, WEB_VERSION, receiver::Receiver};
-use fake_wa::{Companion, FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen};
+use fake_wa::{
+    Companion, DROPPED, FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen,
+};
 use serde_json::{Value, json};
 use whatsapp_rust::wacore_binary::Node;
 
@@ -606,4 +612,217 @@ async fn the_number_check_asks_whatsapp_which_numbers_have_an_account() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["data"]["onWhatsApp"], false, "{}", r.body);
+}
+
+/// Polls the session until `pick` takes its `data` (max `within`).
+async fn wait_session<T>(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    what: &str,
+    within: Duration,
+    pick: impl Fn(&Value) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = app
+            .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(token))
+            .await;
+        if let Some(t) = pick(&r.body["data"]) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session was not {what} within {within:?}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_link_is_retried_and_logs_in_again_without_a_qr_code() {
+    let Linked {
+        mut wa,
+        app,
+        token,
+        id,
+        companion,
+    } = linked("fake-wa-drop@example.com").await;
+    let before = wa.drain();
+    let dropped_at = Instant::now();
+    let conn = wa.drop_link(&companion).unwrap();
+    let why = wa
+        .wait_for(
+            "the dropped link to close",
+            Duration::from_secs(5),
+            |s| match s {
+                Seen::Closed { conn: c, why } if c == conn => Some(why),
+                _ => None,
+            },
+        )
+        .await;
+    assert_eq!(why, DROPPED, "{before:?}");
+
+    // The gateway notices the drop and says it retries (after about a second).
+    let s = wait_session(
+        &app,
+        &token,
+        &id,
+        "reconnecting",
+        Duration::from_secs(10),
+        |d| (d["status"] == "connecting").then(|| d.clone()),
+    )
+    .await;
+    assert!(s["reconnectAttempt"].as_i64().unwrap() >= 1, "{s}");
+    let error = s["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Connection lost"),
+        "the drop is the reason: {s}"
+    );
+    assert_eq!(s["phoneNumber"], PHONE, "{s}");
+
+    // It comes back by itself as the linked device (IK, with the server key it cached), with
+    // no pairing and no QR code.
+    let (again, pattern) = login_handshake(&mut wa, companion.noise_key).await;
+    let waited = dropped_at.elapsed();
+    assert!(again > conn, "a new connection: {again}");
+    assert!(
+        (Duration::from_secs(1)..Duration::from_secs(5)).contains(&waited),
+        "the retry comes after about a second: {waited:?}"
+    );
+    assert_eq!(pattern, Pattern::Ik);
+    let s = wait_connected(&app, &token, &id, Duration::from_secs(40)).await;
+    assert_eq!(s["phoneNumber"], PHONE, "{s}");
+    assert_eq!(s["reconnectAttempt"], 0, "{s}");
+    let r = app
+        .get(&format!("/api/v1/whatsapp/{id}/qr"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let later = wa.drain();
+    assert!(
+        !later.iter().any(|s| matches!(s, Seen::PairDevice { .. })),
+        "no pairing after the drop: {later:?}"
+    );
+    assert_eq!(wa.linked().len(), 1);
+}
+
+/// Polls the message until its status is `want` (max 15 s); its `data`.
+async fn wait_message(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = app
+            .get(&format!("/api/messages/{id}"), Auth::Bearer(token))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["data"]["status"] == want {
+            return r.body["data"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message did not become {want}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sent_text_reaches_the_contact_and_its_receipts_come_back() {
+    let Linked {
+        mut wa,
+        app,
+        token,
+        id,
+        companion,
+    } = linked("fake-wa-send@example.com").await;
+    wa.add_contact(CONTACT, CONTACT_NAME);
+    wa.drain();
+
+    let r = app
+        .post(
+            "/api/messages/send-text",
+            Auth::Bearer(&token),
+            json!({"sessionId": id, "to": format!("+{CONTACT}"), "text": "Oi, Ana!"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let msg = r.body["data"]["id"].as_str().unwrap().to_owned();
+
+    // The client asks for the contact's devices and its own (usync `devices`; the fake
+    // lists the contact's device 0 and none of the phone's), fetches the contact's pre-key
+    // bundle, and sends the `<message>` with the text encrypted to the contact's device.
+    let mut before = Vec::new();
+    let stanza = wa
+        .wait_for("the <message>", Duration::from_secs(20), |s| match s {
+            Seen::Node { node, .. } if node.tag == "message" => Some(node),
+            Seen::Node { node, .. } => {
+                before.push(node);
+                None
+            }
+            Seen::Closed { conn, why } => panic!("connection {conn} closed: {why}"),
+            _ => None,
+        })
+        .await;
+    // Whether the client sent an IQ `xmlns` whose `<child>` asks `what` about `number`'s
+    // `<user jid=…>` (under `<list>` for usync).
+    let asked = |xmlns: &str, child: &str, what: &str, number: &str| {
+        before.iter().any(|n| {
+            let Some(c) = n.get_optional_child(child) else {
+                return false;
+            };
+            let (query, users) = match c.get_optional_child("list") {
+                Some(list) => (c.get_optional_child("query"), list),
+                None => (Some(c), c),
+            };
+            attr(n, "xmlns").as_deref() == Some(xmlns)
+                && query.is_some_and(|q| q.get_optional_child(what).is_some())
+                && users.get_children_by_tag("user").any(|u| {
+                    attr(u, "jid").is_some_and(|j| j.split(['@', ':']).next() == Some(number))
+                })
+        })
+    };
+    assert!(
+        asked("usync", "usync", "devices", CONTACT),
+        "the contact's devices: {before:?}"
+    );
+    assert!(
+        asked("usync", "usync", "devices", PHONE),
+        "its own account's devices: {before:?}"
+    );
+    assert!(
+        asked("encrypt", "key", "user", CONTACT),
+        "the contact's pre-keys: {before:?}"
+    );
+    let stanza_id = attr(&stanza, "id").unwrap();
+    assert!(stanza_id.starts_with("3EB0"), "{stanza:?}");
+    assert_eq!(
+        attr(&stanza, "to").as_deref(),
+        Some(format!("{CONTACT}@{SERVER}").as_str()),
+        "{stanza:?}"
+    );
+    let read = wa.read_sent(&companion, &stanza).await.unwrap();
+    assert_eq!(read.len(), 1, "one copy for the contact: {stanza:?}");
+    assert_eq!(read[0].0, format!("{CONTACT}@{SERVER}"));
+    let text = read[0].1.conversation.clone().or_else(|| {
+        read[0]
+            .1
+            .extended_text_message
+            .as_option()
+            .and_then(|m| m.text.clone())
+    });
+    assert_eq!(text.as_deref(), Some("Oi, Ana!"), "{:?}", read[0].1);
+
+    // The server acked it: the message is `sent`, under the stanza's id.
+    let m = wait_message(&app, &token, &msg, "sent").await;
+    assert_eq!(m["providerMessageId"], stanza_id.as_str(), "{m}");
+
+    // The contact's phone gets it, then reads it.
+    wa.send_receipt(CONTACT, &companion, &stanza_id, None)
+        .unwrap();
+    wait_message(&app, &token, &msg, "delivered").await;
+    wa.send_receipt(CONTACT, &companion, &stanza_id, Some("read"))
+        .unwrap();
+    let m = wait_message(&app, &token, &msg, "read").await;
+    assert_eq!(m["providerMessageId"], stanza_id.as_str(), "{m}");
 }

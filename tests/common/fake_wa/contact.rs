@@ -276,7 +276,7 @@ impl Contact {
             .get("v")
             .and_then(|v| v.as_str().parse().ok())
             .unwrap_or(2);
-        Ok(decode_plaintext(&plain.plaintext, version)?)
+        decode_plaintext(&plain.plaintext, version)
     }
 
     /// The `<user jid=…>` of a pre-key fetch answer for its device 0, with the next one-time

@@ -106,7 +106,8 @@ pub(super) fn reply_to_iq(
                 .lock()
                 .map(|s| s.contacts.keys().cloned().collect())
                 .unwrap_or_default();
-            match usync(&children[0], &contacts) {
+            let own_number = session.companion.as_ref().map(|c| c.number.as_str());
+            match usync(&children[0], &contacts, own_number) {
                 Some(answer) => vec![result(vec![answer])],
                 None => vec![result(Vec::new())],
             }
@@ -156,8 +157,10 @@ pub(super) fn reply_to_iq(
 
 /// The answer to a `<usync>` query about the fake's `contacts` (numbers): `contact` (on
 /// WhatsApp: `in` for a contact, `out` for any other number) and `devices` (a contact's
-/// device 0); `None` when it asks nothing the fake answers (its own account's devices, LIDs).
-fn usync(query: &Node, contacts: &[String]) -> Option<Node> {
+/// device 0; for `own`, the logged-in account's number, an empty list: the client sends no
+/// copies to the phone, which plays no Signal); `None` when it asks nothing the fake answers
+/// (LIDs, unknown numbers' devices).
+fn usync(query: &Node, contacts: &[String], own: Option<&str>) -> Option<Node> {
     let asked = query.get_optional_child("query")?;
     let contact = asked.get_optional_child("contact").is_some();
     let devices = asked.get_optional_child("devices").is_some();
@@ -186,6 +189,12 @@ fn usync(query: &Node, contacts: &[String]) -> Option<Node> {
                         .children([NodeBuilder::new("device-list")
                             .children([NodeBuilder::new("device").attr("id", "0").build()])
                             .build()])
+                        .build(),
+                );
+            } else if devices && own == Some(number.as_str()) {
+                answers.push(
+                    NodeBuilder::new("devices")
+                        .children([NodeBuilder::new("device-list").build()])
                         .build(),
                 );
             }
@@ -223,6 +232,19 @@ pub(super) fn receipt_ack(receipt: &Node) -> Option<Node> {
         ack = ack.attr("type", kind);
     }
     Some(ack.build())
+}
+
+/// The server's `<ack class="message" id=… from=… t=…/>` of a `<message>` from the client:
+/// it took the message for its recipient (`from` is the message's `to`).
+pub(super) fn message_ack(message: &Node) -> Option<Node> {
+    Some(
+        NodeBuilder::new("ack")
+            .attr("class", "message")
+            .attr("id", attr(message, "id")?)
+            .attr("from", jid(&attr(message, "to")?))
+            .attr("t", chrono::Utc::now().timestamp().to_string())
+            .build(),
+    )
 }
 
 /// An attribute as a string.

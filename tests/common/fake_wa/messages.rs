@@ -5,11 +5,14 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use whatsapp_rust::{
     wacore::types::jid::JidExt,
-    wacore_binary::{Jid, builder::NodeBuilder},
+    wacore_binary::{Jid, Node, builder::NodeBuilder},
     waproto::whatsapp as wa,
 };
 
-use super::{Companion, Contact, FakeWhatsApp, iq::jid};
+use super::{
+    Companion, Contact, FakeWhatsApp, SERVER,
+    iq::{attr, jid},
+};
 
 impl FakeWhatsApp {
     /// Adds a contact the fake plays: `number` (digits with the country code) with the push
@@ -68,6 +71,75 @@ impl FakeWhatsApp {
             .attr("notify", contact.name.clone())
             .children([enc])
             .build();
+        self.relay(to, node)
+    }
+
+    /// What the companion `from` sent in `message` (a `<message to=… id=…>` the fake saw),
+    /// to the fake's contacts: each `<enc>` addressed to one (directly under the message, or
+    /// under `<participants><to jid=…>`) decrypted by that contact, as `(its JID, the
+    /// message)`. Copies for anyone else (the companion's own devices) are skipped.
+    pub async fn read_sent(
+        &self,
+        from: &Companion,
+        message: &Node,
+    ) -> anyhow::Result<Vec<(String, wa::Message)>> {
+        anyhow::ensure!(message.tag == "message", "not a <message>: {message:?}");
+        let address = from.jid().parse::<Jid>()?.to_protocol_address();
+        let to = attr(message, "to").context("a <message> without a `to`")?;
+        let mut encs: Vec<(String, &Node)> = message
+            .get_children_by_tag("enc")
+            .map(|e| (to.clone(), e))
+            .collect();
+        if let Some(participants) = message.get_optional_child("participants") {
+            for recipient in participants.get_children_by_tag("to") {
+                let jid = attr(recipient, "jid").context("a <to> without a `jid`")?;
+                encs.extend(
+                    recipient
+                        .get_children_by_tag("enc")
+                        .map(|e| (jid.clone(), e)),
+                );
+            }
+        }
+        let mut read = Vec::new();
+        for (jid, enc) in encs {
+            let number = jid.split(['@', ':']).next().unwrap_or_default();
+            let Some(contact) = self.lock().contacts.get(number).cloned() else {
+                continue;
+            };
+            let message = contact
+                .lock()
+                .await
+                .decrypt(&address, enc)
+                .await
+                .with_context(|| format!("{number} decrypting {enc:?}"))?;
+            read.push((jid, message));
+        }
+        Ok(read)
+    }
+
+    /// The contact `from` confirms the message `id` the companion `to` sent it: `<receipt
+    /// from=… id=… t=…>` (delivered) with `kind` `None`, or with `type=kind` (`read`,
+    /// `played`).
+    pub fn send_receipt(
+        &self,
+        from: &str,
+        to: &Companion,
+        id: &str,
+        kind: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut receipt = NodeBuilder::new("receipt")
+            .attr("from", jid(&format!("{from}@{SERVER}")))
+            .attr("id", id.to_owned())
+            .attr("t", chrono::Utc::now().timestamp().to_string());
+        if let Some(kind) = kind {
+            receipt = receipt.attr("type", kind.to_owned());
+        }
+        self.relay(to, receipt.build())
+    }
+
+    /// Sends `node` on the connection the companion `to` is logged in on.
+    fn relay(&self, to: &Companion, node: Node) -> anyhow::Result<()> {
+        let to_jid = to.jid();
         let state = self.lock();
         let conn = *state
             .online

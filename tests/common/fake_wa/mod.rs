@@ -44,14 +44,21 @@
 //!
 //! 8. **Contacts** ([`Contact`], [`FakeWhatsApp::add_contact`]): numbers the fake knows, each
 //!    with its own Signal identity. usync answers `contact` (`in` for them, `out` for any
-//!    other number) and their `devices` (device 0); a pre-key fetch (`encrypt` `<key>`) gets
+//!    other number) and their `devices` (device 0; the logged-in account's own devices: none,
+//!    so the client sends no copies to the phone); a pre-key fetch (`encrypt` `<key>`) gets
 //!    their bundles. [`FakeWhatsApp::send_text`] has a contact write to a companion: a Signal
 //!    session from the pre-keys the companion uploaded, then `<message><enc type="pkmsg">`.
 //!    The server acks the client's `<receipt>`s with `<ack class="receipt">`.
+//! 9. **The companion's sends**: the server acks every `<message>` from the client with
+//!    `<ack class="message" id=… from=<its to> t=…>`; [`FakeWhatsApp::read_sent`] has the
+//!    contacts it is addressed to decrypt their `<enc>` (direct or under `<participants><to
+//!    jid=…>`), and [`FakeWhatsApp::send_receipt`] has a contact confirm it (`<receipt>`,
+//!    delivered, or with `type="read"`).
+//! 10. **A network drop**: [`FakeWhatsApp::drop_link`] closes a logged-in companion's socket
+//!     without a close frame or stream error; its [`Seen::Closed`] says [`DROPPED`].
 //!
 //! Everything the client says is reported to the test as [`Seen`] items; with `FAKE_WA_TRACE`
-//! set, every node in and out is also printed to stderr. Not played yet: the companion's own
-//! sends (`<message>` from the client is seen, not decrypted, acked or receipted).
+//! set, every node in and out is also printed to stderr.
 //!
 //! Files: [`transport`] (framing, encrypted link), [`handshake`] (Noise XX/IK), [`pairing`]
 //! (QR scan, ADV signatures), [`server`] (one task per connection), [`iq`] (answers to IQs),
@@ -73,15 +80,22 @@ use std::{
 };
 
 use anyhow::Context;
-use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use whatsapp_rust::{
     wacore::libsignal::protocol::{KeyPair, PrivateKey},
     wacore_binary::Node,
     waproto::whatsapp as wa,
 };
 
-pub use self::contact::{Contact, Upload};
 use self::server::Server;
+pub use self::{
+    contact::{Contact, Upload},
+    server::DROPPED,
+};
 
 /// WhatsApp's server JID, the `from` of everything the server says.
 pub const SERVER: &str = "s.whatsapp.net";
@@ -204,6 +218,8 @@ struct State {
     refs: HashMap<String, usize>,
     /// Nodes to send on each open connection.
     outboxes: HashMap<usize, mpsc::UnboundedSender<Node>>,
+    /// Drops each open connection (closes its socket without a word) when fired.
+    drops: HashMap<usize, oneshot::Sender<()>>,
     /// Companions offered with `<pair-success>`, by the IQ's id, until they countersign.
     offered: HashMap<String, (usize, Companion)>,
     /// Companions whose countersignature checked out.
@@ -252,7 +268,11 @@ impl FakeWhatsApp {
                         Ok(()) => String::new(),
                         Err(e) => format!("{e:#}"),
                     };
-                    server.state().outboxes.remove(&conn);
+                    {
+                        let mut state = server.state();
+                        state.outboxes.remove(&conn);
+                        state.drops.remove(&conn);
+                    }
                     let _ = tx.send(Seen::Closed { conn, why });
                 });
             }
@@ -311,6 +331,25 @@ impl FakeWhatsApp {
             _ => None,
         })
         .await
+    }
+
+    /// Drops the connection the companion `to` is logged in on, as a network failure would:
+    /// its socket is closed with no WebSocket close frame and no stream error. Returns the
+    /// connection's number (its [`Seen::Closed`] says `dropped`).
+    pub fn drop_link(&self, to: &Companion) -> anyhow::Result<usize> {
+        let mut state = self.lock();
+        let jid = to.jid();
+        let conn = *state
+            .online
+            .get(&jid)
+            .with_context(|| format!("{jid} never logged in"))?;
+        state
+            .drops
+            .remove(&conn)
+            .with_context(|| format!("{jid}'s connection {conn} is closed"))?
+            .send(())
+            .map_err(|()| anyhow::anyhow!("connection {conn} closed"))?;
+        Ok(conn)
     }
 
     /// Everything seen so far that nobody waited for yet, without waiting.

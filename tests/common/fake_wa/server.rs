@@ -3,7 +3,10 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use tokio::{net::TcpStream, sync::mpsc};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+};
 use whatsapp_rust::{
     buffa::Message as _,
     wacore::libsignal::protocol::KeyPair,
@@ -14,12 +17,15 @@ use whatsapp_rust::{
 use super::{
     Companion, Pattern, REFS, Seen, State,
     handshake::cert_chain,
-    iq::{attr, receipt_ack, reply_to_iq},
+    iq::{attr, message_ack, receipt_ack, reply_to_iq},
     key_pair, key32,
     pairing::{pair_device, success},
     public,
     transport::Wire,
 };
+
+/// Why a connection the test dropped ([`super::FakeWhatsApp::drop_link`]) closed.
+pub const DROPPED: &str = "dropped (socket closed without a close frame)";
 
 /// One connection's side of the session: who logged in on it.
 pub(super) struct Session {
@@ -84,7 +90,12 @@ impl Server {
         link.conn = conn;
 
         let (outbox, mut relayed) = mpsc::unbounded_channel();
-        self.state().outboxes.insert(conn, outbox);
+        let (drop_tx, mut dropped) = oneshot::channel();
+        {
+            let mut state = self.state();
+            state.outboxes.insert(conn, outbox);
+            state.drops.insert(conn, drop_tx);
+        }
         let registering = payload.device_pairing_data.is_set();
         let login = (payload.username, payload.device);
         let _ = seen.send(Seen::Handshake {
@@ -140,6 +151,11 @@ impl Server {
                     }
                 }
                 Some(node) = relayed.recv() => link.send(&node).await?,
+                Ok(()) = &mut dropped => {
+                    // Dropping the link closes the TCP socket, with no close frame.
+                    drop(link);
+                    bail!("{DROPPED}");
+                }
             }
         }
         Ok(())
@@ -178,6 +194,9 @@ impl Server {
     ) -> Vec<Node> {
         if node.tag == "receipt" {
             return receipt_ack(node).into_iter().collect();
+        }
+        if node.tag == "message" {
+            return message_ack(node).into_iter().collect();
         }
         if node.tag != "iq" {
             return Vec::new();
