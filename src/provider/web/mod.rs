@@ -8,6 +8,7 @@
 
 mod connection;
 pub mod events;
+mod http;
 pub mod inbound;
 pub mod login;
 mod numbers;
@@ -20,7 +21,6 @@ use tokio::sync::{mpsc, watch};
 use whatsapp_rust::{
     Client,
     bot::Bot,
-    http::UreqHttpClient,
     pair_code::PairCodeOptions,
     transport::TokioWebSocketTransportFactory,
     wacore::store::{device::DevicePropsOverride, traits::DeviceStore as _},
@@ -120,7 +120,7 @@ impl Provider for WebProvider {
         let mut builder = Bot::builder()
             .with_backend_arc(store)
             .with_transport_factory(transports)
-            .with_http_client(UreqHttpClient::new())
+            .with_http_client(http::client())
             .with_event_handler(Forward(tx))
             .with_inbound_durability_hook(inbound::Commit { ctx: ctx.clone() })
             .with_device_props(
