@@ -14,6 +14,12 @@
 //! drops (no close frame, as a network failure) is retried after about a second and logs in
 //! again without a QR code.
 //!
+//! Media go through the fake's media hosts (plain HTTP on this machine, which a test build of
+//! the gateway reaches for `https://127.0.0.1…`): an image sent over REST is encrypted,
+//! uploaded to the host the media-connection IQ named, and reaches the contact, who decrypts
+//! the upload with the message's media key; an image a contact sends is downloaded, decrypted
+//! and stored, and REST serves the original bytes.
+//!
 //! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
 //! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
 //!
@@ -34,12 +40,15 @@ mod fake_wa;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Auth, GqlWs, TestApp, WEB_VERSION, receiver::Receiver};
+use common::{Auth, GqlWs, PNG_1X1, TestApp, WEB_VERSION, receiver::Receiver};
 use fake_wa::{
-    Companion, DROPPED, FakeWhatsApp, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER, Seen,
+    Companion, DROPPED, FakeWhatsApp, MEDIA_AUTH, PAIR_DEVICE_ID, Pattern, Phone, REFS, SERVER,
+    Seen, decrypt_media, media_token,
 };
+use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use whatsapp_rust::wacore_binary::Node;
+use sha2::{Digest, Sha256};
+use whatsapp_rust::{wacore::download::MediaType, wacore_binary::Node};
 
 /// A session connected to the fake, past the handshake and `<pair-device>`, showing its
 /// first QR code.
@@ -825,4 +834,191 @@ async fn a_sent_text_reaches_the_contact_and_its_receipts_come_back() {
         .unwrap();
     let m = wait_message(&app, &token, &msg, "read").await;
     assert_eq!(m["providerMessageId"], stanza_id.as_str(), "{m}");
+}
+
+/// The `<message>` the client sends next, and the nodes it sent before it.
+async fn next_message(wa: &mut FakeWhatsApp) -> (Node, Vec<Node>) {
+    let mut before = Vec::new();
+    let stanza = wa
+        .wait_for("the <message>", Duration::from_secs(20), |s| match s {
+            Seen::Node { node, .. } if node.tag == "message" => Some(node),
+            Seen::Node { node, .. } => {
+                before.push(node);
+                None
+            }
+            Seen::Closed { conn, why } => panic!("connection {conn} closed: {why}"),
+            _ => None,
+        })
+        .await;
+    (stanza, before)
+}
+
+#[tokio::test]
+async fn a_sent_image_is_uploaded_encrypted_and_the_contact_decrypts_it() {
+    let Linked {
+        mut wa,
+        app,
+        token,
+        id,
+        companion,
+    } = linked("fake-wa-image-out@example.com").await;
+    wa.add_contact(CONTACT, CONTACT_NAME);
+    wa.drain();
+
+    let form = Form::new()
+        .text("sessionId", id.clone())
+        .text("to", format!("+{CONTACT}"))
+        .text("caption", "Uma foto")
+        .part(
+            "file",
+            Part::bytes(PNG_1X1)
+                .file_name("dot.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let r = app
+        .multipart("/api/messages/send-image", Auth::Bearer(&token), form)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let msg = r.body["data"]["id"].as_str().unwrap().to_owned();
+
+    // The client asks for a media connection (`<iq xmlns="w:m"><media_conn/>`), uploads the
+    // encrypted file to the host it got, with its auth token, then sends the message.
+    let (stanza, before) = next_message(&mut wa).await;
+    assert!(
+        before.iter().any(|n| n.tag == "iq"
+            && attr(n, "xmlns").as_deref() == Some("w:m")
+            && n.get_optional_child("media_conn").is_some()),
+        "a media connection: {before:?}"
+    );
+    let uploads = wa.media_uploads();
+    assert_eq!(uploads.len(), 1, "{:?}", wa.media_requests());
+    let upload = &uploads[0];
+    assert_eq!(upload.kind, "image");
+    assert_eq!(upload.token, media_token(&upload.body));
+    let post = wa
+        .media_requests()
+        .into_iter()
+        .find(|q| q.method == "POST")
+        .unwrap();
+    assert_eq!(
+        post.path,
+        format!("/mms/image/{}", upload.token),
+        "{post:?}"
+    );
+    assert_eq!(post.query["auth"], MEDIA_AUTH, "{post:?}");
+    assert_ne!(upload.body, PNG_1X1, "uploaded encrypted");
+
+    // The contact gets an image message pointing at the upload, and its media key decrypts
+    // the uploaded bytes (HMAC checked) back to the PNG.
+    let read = wa.read_sent(&companion, &stanza).await.unwrap();
+    assert_eq!(read.len(), 1, "one copy for the contact: {stanza:?}");
+    let image = read[0]
+        .1
+        .image_message
+        .as_option()
+        .unwrap_or_else(|| panic!("an image message: {:?}", read[0].1));
+    assert_eq!(
+        image.direct_path.as_deref(),
+        Some(upload.direct_path.as_str())
+    );
+    assert_eq!(image.url.as_deref(), Some(upload.url.as_str()));
+    assert_eq!(image.mimetype.as_deref(), Some("image/png"));
+    assert_eq!(image.caption.as_deref(), Some("Uma foto"));
+    assert_eq!(image.file_length, Some(PNG_1X1.len() as u64));
+    assert_eq!(
+        image.file_sha256.as_deref(),
+        Some(&Sha256::digest(PNG_1X1)[..])
+    );
+    assert_eq!(
+        image.file_enc_sha256.as_deref(),
+        Some(&Sha256::digest(&upload.body)[..])
+    );
+    let key = image.media_key.as_deref().expect("a media key");
+    let plain = decrypt_media(&upload.body, key, MediaType::Image).unwrap();
+    assert_eq!(plain, PNG_1X1);
+
+    // The server acked it: the message is `sent`.
+    let stanza_id = attr(&stanza, "id").unwrap();
+    let m = wait_message(&app, &token, &msg, "sent").await;
+    assert_eq!(m["providerMessageId"], stanza_id.as_str(), "{m}");
+    assert_eq!(m["type"], "image", "{m}");
+}
+
+#[tokio::test]
+async fn a_contact_s_image_is_downloaded_decrypted_and_served() {
+    let Linked {
+        mut wa,
+        app,
+        token,
+        companion,
+        ..
+    } = linked("fake-wa-image-in@example.com").await;
+    wa.add_contact(CONTACT, CONTACT_NAME);
+
+    // The contact's phone encrypts the PNG, puts it on the media hosts and sends an image
+    // message pointing at it.
+    let msg_id = "3EB0FAKE1MAGE1N0000001";
+    let image = wa
+        .send_image(
+            CONTACT,
+            &companion,
+            msg_id,
+            PNG_1X1,
+            "image/png",
+            Some("Olha só"),
+        )
+        .await
+        .unwrap();
+
+    // The client downloads it (from the host of its media connection, with the auth token
+    // and the encrypted file's hash) before the gateway stores the message and acks it.
+    let receipt = nodes_about(&mut wa, msg_id, "the receipt of the image", |n| {
+        !n.is_empty()
+    })
+    .await
+    .remove(0);
+    assert_eq!(receipt.tag, "receipt", "{receipt:?}");
+    let gets: Vec<_> = wa
+        .media_requests()
+        .into_iter()
+        .filter(|q| q.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(Some(gets[0].path.as_str()), image.direct_path.as_deref());
+    assert_eq!(gets[0].status, 200, "{gets:?}");
+    assert_eq!(gets[0].query["auth"], MEDIA_AUTH, "{gets:?}");
+
+    let r = app
+        .get("/api/messages?direction=inbound", Auth::Bearer(&token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = r.body["data"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let m = &stored[0];
+    assert_eq!(m["type"], "image", "{m}");
+    assert_eq!(m["from"], CONTACT, "{m}");
+    assert_eq!(m["providerMessageId"], msg_id, "{m}");
+    assert_eq!(m["caption"], "Olha só", "{m}");
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(m["media"]["mimeType"], "image/png", "{m}");
+    assert_eq!(m["media"]["size"], PNG_1X1.len(), "{m}");
+    let id = m["id"].as_str().unwrap();
+    assert_eq!(
+        m["media"]["url"],
+        format!("/api/messages/{id}/media"),
+        "{m}"
+    );
+
+    // REST serves the original bytes.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/messages/{id}/media")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PNG_1X1);
 }

@@ -16,6 +16,7 @@ use super::{Companion, NO_PREKEYS, SERVER, State, contact::Upload, server::Sessi
 /// - `encrypt` with a pre-key `<list>` (upload): remembered for `<count/>`, which answers
 ///   `<count value=…/>`.
 /// - `w:sync:app:state` `<sync>`: every requested collection, empty (no snapshot, no patches).
+/// - `w:m` `<media_conn/>`: the fake's media host ([`super::media`]) and its auth token.
 /// - `abt` `<props>`: a props hash with no A/B props; `blocklist`: an empty `<list/>`;
 ///   `privacy`: everyone may see everything.
 /// - anything else (digest, usync, unified session, …): an empty `result`.
@@ -130,6 +131,24 @@ pub(super) fn reply_to_iq(
                 .attr("refresh", "86400")
                 .build(),
         ])],
+        ("w:m", "media_conn") => {
+            let host = state
+                .lock()
+                .map(|s| s.media_host.clone())
+                .unwrap_or_default();
+            vec![result(vec![
+                NodeBuilder::new("media_conn")
+                    .attr("auth", super::MEDIA_AUTH)
+                    .attr("ttl", "3600")
+                    .attr("auth_ttl", "3600")
+                    .attr("max_buckets", "12")
+                    .children([NodeBuilder::new("host")
+                        .attr("hostname", host)
+                        .attr("type", "primary")
+                        .build()])
+                    .build(),
+            ])]
+        }
         ("blocklist", _) => vec![result(vec![NodeBuilder::new("list").build()])],
         ("privacy", "privacy") if attr(node, "type").as_deref() == Some("get") => {
             let categories = [

@@ -56,18 +56,26 @@
 //!    delivered, or with `type="read"`).
 //! 10. **A network drop**: [`FakeWhatsApp::drop_link`] closes a logged-in companion's socket
 //!     without a close frame or stream error; its [`Seen::Closed`] says [`DROPPED`].
+//! 11. **Media** ([`media`]): a plain-HTTP server on this machine plays WhatsApp's media
+//!     hosts. The media-connection IQ (`xmlns="w:m"` `<media_conn/>`) names it (`127.0.0.1:
+//!     <port>`) with the auth token [`MEDIA_AUTH`]; it takes the client's encrypted uploads
+//!     (`POST /mms/<type>/<token>`, answered with `url` and `direct_path`) and serves files
+//!     at their direct paths; [`FakeWhatsApp::send_image`] has a contact send an image kept
+//!     there, and [`decrypt_media`] opens an upload with a message's media key.
 //!
 //! Everything the client says is reported to the test as [`Seen`] items; with `FAKE_WA_TRACE`
 //! set, every node in and out is also printed to stderr.
 //!
 //! Files: [`transport`] (framing, encrypted link), [`handshake`] (Noise XX/IK), [`pairing`]
 //! (QR scan, ADV signatures), [`server`] (one task per connection), [`iq`] (answers to IQs),
-//! [`contact`] and [`messages`] (Signal sessions, messages from contacts).
+//! [`contact`] and [`messages`] (Signal sessions, messages from contacts), [`media`] (media
+//! hosts).
 #![allow(dead_code)]
 
 mod contact;
 mod handshake;
 mod iq;
+mod media;
 mod messages;
 mod pairing;
 mod server;
@@ -94,6 +102,7 @@ use whatsapp_rust::{
 use self::server::Server;
 pub use self::{
     contact::{Contact, Upload},
+    media::{MEDIA_AUTH, decrypt_media, media_token},
     server::DROPPED,
 };
 
@@ -234,6 +243,8 @@ struct State {
     online: HashMap<String, usize>,
     /// The contacts the fake plays, by number.
     contacts: HashMap<String, Arc<tokio::sync::Mutex<Contact>>>,
+    /// The media host (`127.0.0.1:<port>`) the media-connection IQ hands out.
+    media_host: String,
 }
 
 /// A running fake; dropping it stops accepting connections (open ones run on).
@@ -242,6 +253,8 @@ pub struct FakeWhatsApp {
     seen: mpsc::UnboundedReceiver<Seen>,
     accept: JoinHandle<()>,
     state: Arc<Mutex<State>>,
+    /// WhatsApp's media hosts (plain HTTP on this machine).
+    media: media::MediaServer,
 }
 
 impl Drop for FakeWhatsApp {
@@ -258,6 +271,8 @@ impl FakeWhatsApp {
         let (tx, seen) = mpsc::unbounded_channel();
         let server = Server::new();
         let state = server.state.clone();
+        let media = media::MediaServer::start().await;
+        server.state().media_host = media.host.clone();
         let accept = tokio::spawn(async move {
             let mut conn = 0;
             while let Ok((socket, _)) = listener.accept().await {
@@ -282,6 +297,7 @@ impl FakeWhatsApp {
             seen,
             accept,
             state,
+            media,
         }
     }
 
