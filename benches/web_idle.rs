@@ -9,7 +9,6 @@
 //! `cargo bench --features fake-whatsapp --bench web_idle`
 
 #[path = "../tests/common/fake_wa/mod.rs"]
-#[allow(dead_code)]
 mod fake_wa;
 mod support;
 

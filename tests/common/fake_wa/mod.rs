@@ -100,6 +100,8 @@ use whatsapp_rust::{
 };
 
 use self::server::Server;
+// Each test crate that includes the fake uses some of these.
+#[allow(unused_imports)]
 pub use self::{
     contact::{Contact, Upload},
     media::{MEDIA_AUTH, decrypt_media, media_token},
