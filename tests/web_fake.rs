@@ -20,6 +20,10 @@
 //! the upload with the message's media key; an image a contact sends is downloaded, decrypted
 //! and stored, and REST serves the original bytes.
 //!
+//! An unpaired session asked for a pair code gets one: the client asks WhatsApp for a code
+//! for the number (`companion_hello`, answered with a pairing ref), and the code goes out over
+//! REST and as a `session.pairCode` webhook. (The fake plays no phone typing it in.)
+//!
 //! Needs the `fake-whatsapp` feature (the fake's certificate chain is not signed by
 //! WhatsApp): `cargo test --features fake-whatsapp --test web_fake`.
 //!
@@ -306,6 +310,96 @@ async fn the_next_ref_s_qr_code_replaces_the_first_when_it_expires() {
 
 /// The number of the phone that scans in these tests.
 const PHONE: &str = "14155550123";
+
+#[tokio::test]
+async fn an_unpaired_session_gets_a_pair_code_for_a_phone_number() {
+    let Linking {
+        mut wa,
+        app,
+        token,
+        id,
+        client_static,
+        hooks,
+        ..
+    } = connect_to_fake("fake-wa-pair-code@example.com").await;
+    let r = app
+        .post(
+            "/api/webhooks",
+            Auth::Bearer(&token),
+            json!({"url": hooks.url("/pair"), "events": ["session.pairCode"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let s = app
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(s.body["data"]["status"], "qr_pending", "{}", s.body);
+
+    // The gateway asks WhatsApp for a code for the number (`companion_hello`) and answers with
+    // the code the client made: 8 characters of Crockford base 32, as the crate returns it.
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{id}/pair-code"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": format!("+{PHONE}")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = r.body["data"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8, "{code}");
+    assert!(
+        code.bytes()
+            .all(|b| b"123456789ABCDEFGHJKLMNPQRSTVWXYZ".contains(&b)),
+        "{code}"
+    );
+    assert_eq!(r.body["data"]["phoneNumber"], PHONE, "{}", r.body);
+
+    // WhatsApp saw the request for that number, from the device that did the handshake.
+    let (request, pairing_ref) = wa
+        .wait_for("pair-code request", Duration::from_secs(5), |s| match s {
+            Seen::PairCodeRequested {
+                conn: 1,
+                request,
+                pairing_ref,
+            } => Some((request, pairing_ref)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(request.number, PHONE, "{request:?}");
+    assert_eq!(request.server_auth_key, client_static, "{request:?}");
+    assert!(request.push_notification, "{request:?}");
+    assert_eq!(request.wrapped_ephemeral.len(), 80, "{request:?}");
+    assert!(!request.platform_display.is_empty(), "{request:?}");
+    assert!(!pairing_ref.is_empty());
+
+    // The `session.pairCode` webhook carries the same code and number.
+    let hit = hooks.wait_for("/pair", 1).await.remove(0);
+    assert_eq!(hit.body["type"], "session.pairCode", "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["sessionId"], id.as_str(), "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["code"], code.as_str(), "{:?}", hit.body);
+    assert_eq!(hit.body["data"]["phoneNumber"], PHONE, "{:?}", hit.body);
+
+    // The session still waits to be linked, by the code or by the QR code.
+    let s = app
+        .get(&format!("/api/v1/whatsapp/{id}"), Auth::Bearer(&token))
+        .await;
+    assert_eq!(s.body["data"]["status"], "qr_pending", "{}", s.body);
+
+    // While that code can still be typed, another request is a 409 saying so (not a 502).
+    let r = app
+        .post(
+            &format!("/api/v1/whatsapp/{id}/pair-code"),
+            Auth::Bearer(&token),
+            json!({"phoneNumber": format!("+{PHONE}")}),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("already waiting"),
+        "{}",
+        r.body
+    );
+}
 
 /// Polls the session until it is `connected` (max `within`); its `data`.
 async fn wait_connected(app: &TestApp, token: &str, id: &str, within: Duration) -> Value {

@@ -21,9 +21,12 @@ use tokio::sync::{mpsc, watch};
 use whatsapp_rust::{
     Client,
     bot::Bot,
-    pair_code::PairCodeOptions,
+    pair_code::{PairCodeOptions, PairError},
     transport::TokioWebSocketTransportFactory,
-    wacore::store::{device::DevicePropsOverride, traits::DeviceStore as _},
+    wacore::{
+        pair_code::PairCodeError,
+        store::{device::DevicePropsOverride, traits::DeviceStore as _},
+    },
     waproto::whatsapp::device_props::PlatformType,
 };
 
@@ -150,6 +153,27 @@ impl Provider for WebProvider {
     }
 }
 
+/// Why no pair code came: 409 while an earlier code can still be typed, else 502 (WhatsApp
+/// answers a bad request and too many requests for one number alike).
+fn pair_code_error(e: PairError) -> ProviderError {
+    match e {
+        PairError::PairCode(PairCodeError::CodeAlreadyOutstanding { remaining }) => {
+            ProviderError::Refused(format!(
+                "A pair code is already waiting to be typed on the phone; ask again in {} s",
+                remaining.as_secs().max(1)
+            ))
+        }
+        e if e.rejection().is_some() || matches!(e, PairError::RequestFailed(_)) => {
+            unavailable(
+                "WhatsApp refused the pair code request (it limits how often one number may \
+                 ask; wait a few minutes before asking again)",
+                e,
+            )
+        }
+        e => unavailable("No pair code", e),
+    }
+}
+
 /// A live `web` session.
 pub struct WebConnection {
     client: Arc<Client>,
@@ -211,16 +235,20 @@ impl Connection for WebConnection {
                 "The session is not connected to WhatsApp yet; ask again in a moment".into(),
             ));
         }
-        self.shared
-            .with_link(|l| l.pair_phone = Some(phone.clone()));
+        // The code's event may arrive before the call returns: say whose it is first, and put
+        // back the earlier number if this request fails (its code may still be on screen).
+        let earlier = self
+            .shared
+            .with_link(|l| l.pair_phone.replace(phone.clone()));
         let options = PairCodeOptions {
             phone_number: phone.digits().to_owned(),
             ..PairCodeOptions::default()
         };
-        self.client
-            .pair_with_code(options)
-            .await
-            .map_err(|e| unavailable("WhatsApp refused the pair code request", e))
+        let result = self.client.pair_with_code(options).await;
+        if result.is_err() {
+            self.shared.with_link(|l| l.pair_phone = earlier);
+        }
+        result.map_err(pair_code_error)
     }
 
     async fn logout(&self) -> Result<(), ProviderError> {

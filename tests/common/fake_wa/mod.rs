@@ -62,12 +62,18 @@
 //!     (`POST /mms/<type>/<token>`, answered with `url` and `direct_path`) and serves files
 //!     at their direct paths; [`FakeWhatsApp::send_image`] has a contact send an image kept
 //!     there, and [`decrypt_media`] opens an upload with a message's media key.
+//! 12. **Linking with a code** ([`LinkCodeHello`]): an unpaired companion asking for a pairing
+//!     code for a number (`<iq xmlns="md" type="set"><link_code_companion_reg jid=<number>@s.
+//!     whatsapp.net stage="companion_hello">` with its code-wrapped ephemeral key, its noise
+//!     key and its platform) gets `<link_code_companion_reg><link_code_pairing_ref>` back, the
+//!     ref the phone's side would continue with. The fake plays no phone entering the code
+//!     (`primary_hello`, `companion_finish`).
 //!
 //! Everything the client says is reported to the test as [`Seen`] items; with `FAKE_WA_TRACE`
 //! set, every node in and out is also printed to stderr.
 //!
 //! Files: [`transport`] (framing, encrypted link), [`handshake`] (Noise XX/IK), [`pairing`]
-//! (QR scan, ADV signatures), [`server`] (one task per connection), [`iq`] (answers to IQs),
+//! (QR scan, ADV signatures, pairing-code requests), [`server`] (one task per connection), [`iq`] (answers to IQs),
 //! [`contact`] and [`messages`] (Signal sessions, messages from contacts), [`media`] (media
 //! hosts).
 #![allow(dead_code)]
@@ -105,6 +111,7 @@ use self::server::Server;
 pub use self::{
     contact::{Contact, Upload},
     media::{MEDIA_AUTH, decrypt_media, media_token},
+    pairing::LinkCodeHello,
     server::DROPPED,
 };
 
@@ -150,6 +157,14 @@ pub enum Seen {
     Paired { conn: usize, jid: String },
     /// The companion refused the pairing, or its countersignature did not verify.
     PairRejected { conn: usize, why: String },
+    /// An unpaired companion asked for a pairing code for a phone number (`<iq xmlns="md"
+    /// type="set"><link_code_companion_reg stage="companion_hello">`); the fake answered with
+    /// `pairing_ref`.
+    PairCodeRequested {
+        conn: usize,
+        request: LinkCodeHello,
+        pairing_ref: Vec<u8>,
+    },
     /// A linked companion logged in: `<success>` went out.
     LoggedIn { conn: usize, jid: String },
     /// A login was refused with `<failure reason="401">`.
@@ -247,6 +262,9 @@ struct State {
     contacts: HashMap<String, Arc<tokio::sync::Mutex<Contact>>>,
     /// The media host (`127.0.0.1:<port>`) the media-connection IQ hands out.
     media_host: String,
+    /// Pairing-code requests answered, by the phone number they were for: the connection
+    /// that asked and the pairing ref it was handed.
+    link_codes: HashMap<String, (usize, Vec<u8>)>,
 }
 
 /// A running fake; dropping it stops accepting connections (open ones run on).

@@ -1,4 +1,5 @@
-//! Linking: a phone scanning a QR code (`<pair-success>` with a signed device identity) and the companion countersigning it.
+//! Linking: a phone scanning a QR code (`<pair-success>` with a signed device identity) and the
+//! companion countersigning it; a companion asking for a code to type on the phone instead.
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -155,6 +156,124 @@ impl Server {
                 Vec::new()
             }
         }
+    }
+}
+
+/// What a companion sent to ask for a pairing code (`<link_code_companion_reg
+/// stage="companion_hello">`, WhatsApp Web's `Alt/DeviceLinkingIq.js`).
+#[derive(Clone, Debug)]
+pub struct LinkCodeHello {
+    /// The phone's number (the user of the `jid` attribute), digits.
+    pub number: String,
+    /// `should_show_push_notification`.
+    pub push_notification: bool,
+    /// Its ephemeral public key wrapped with the code: salt (32) ‖ IV (16) ‖ AES-CTR of the
+    /// key (32).
+    pub wrapped_ephemeral: Vec<u8>,
+    /// `companion_server_auth_key_pub`: its noise key.
+    pub server_auth_key: Vec<u8>,
+    /// `companion_platform_id` (the browser as a number, in ASCII).
+    pub platform_id: String,
+    /// `companion_platform_display` (`Browser (OS)`).
+    pub platform_display: String,
+}
+
+impl LinkCodeHello {
+    /// Reads a `<link_code_companion_reg stage="companion_hello">` request.
+    fn parse(reg: &Node) -> Result<Self, String> {
+        let bytes = |tag: &str| match reg.get_optional_child(tag).and_then(|c| c.content.as_ref()) {
+            Some(NodeContent::Bytes(b)) => Ok(b.clone()),
+            Some(NodeContent::String(s)) => Ok(s.as_bytes().to_vec()),
+            _ => Err(format!("no <{tag}>")),
+        };
+        let text = |tag: &str| {
+            bytes(tag).and_then(|b| String::from_utf8(b).map_err(|e| format!("<{tag}>: {e}")))
+        };
+        let jid = attr(reg, "jid").ok_or("no jid")?;
+        let Some((number, SERVER)) = jid.split_once('@') else {
+            return Err(format!("jid {jid} is not a phone number's"));
+        };
+        let hello = Self {
+            number: number.to_owned(),
+            push_notification: attr(reg, "should_show_push_notification").as_deref()
+                == Some("true"),
+            wrapped_ephemeral: bytes("link_code_pairing_wrapped_companion_ephemeral_pub")?,
+            server_auth_key: bytes("companion_server_auth_key_pub")?,
+            platform_id: text("companion_platform_id")?,
+            platform_display: text("companion_platform_display")?,
+        };
+        if hello.wrapped_ephemeral.len() != 80 {
+            return Err(format!(
+                "the wrapped ephemeral key is {} bytes, not 80",
+                hello.wrapped_ephemeral.len()
+            ));
+        }
+        if hello.server_auth_key.len() != 32 {
+            return Err("the server auth key is not 32 bytes".into());
+        }
+        if bytes("link_code_pairing_nonce")? != [0] {
+            return Err("the nonce is not a single 0 byte".into());
+        }
+        Ok(hello)
+    }
+}
+
+impl Server {
+    /// The answer to a companion asking for a pairing code (`<iq xmlns="md" type="set">
+    /// <link_code_companion_reg stage="companion_hello">`), `None` for any other IQ: the
+    /// pairing ref, as `<iq type="result"><link_code_companion_reg><link_code_pairing_ref>`,
+    /// or `bad-request` (400) for a malformed request, as WhatsApp refuses them.
+    pub(super) fn link_code_hello(
+        &self,
+        id: &str,
+        node: &Node,
+        session: &Session,
+        seen: &mpsc::UnboundedSender<Seen>,
+    ) -> Option<Vec<Node>> {
+        let reg = node.get_optional_child("link_code_companion_reg")?;
+        if attr(node, "xmlns").as_deref() != Some("md")
+            || attr(reg, "stage").as_deref() != Some("companion_hello")
+        {
+            return None;
+        }
+        let conn = session.conn;
+        let reply = NodeBuilder::new("iq")
+            .attr("from", SERVER)
+            .attr("id", id.to_owned());
+        let request = match LinkCodeHello::parse(reg) {
+            Ok(request) => request,
+            Err(why) => {
+                eprintln!("[fake-wa] a bad pairing-code request: {why}");
+                return Some(vec![
+                    reply
+                        .attr("type", "error")
+                        .children([NodeBuilder::new("error")
+                            .attr("code", "400")
+                            .attr("text", "bad-request")
+                            .build()])
+                        .build(),
+                ]);
+            }
+        };
+        let pairing_ref = format!("fake-link-code-ref-c{conn}-{}", request.number).into_bytes();
+        self.state()
+            .link_codes
+            .insert(request.number.clone(), (conn, pairing_ref.clone()));
+        let _ = seen.send(Seen::PairCodeRequested {
+            conn,
+            request,
+            pairing_ref: pairing_ref.clone(),
+        });
+        Some(vec![
+            reply
+                .attr("type", "result")
+                .children([NodeBuilder::new("link_code_companion_reg")
+                    .children([NodeBuilder::new("link_code_pairing_ref")
+                        .bytes(pairing_ref)
+                        .build()])
+                    .build()])
+                .build(),
+        ])
     }
 }
 

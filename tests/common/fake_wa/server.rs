@@ -211,6 +211,9 @@ impl Server {
             Some("get") | Some("set") => {}
             _ => return Vec::new(),
         }
+        if let Some(reply) = self.link_code_hello(&id, node, session, seen) {
+            return reply;
+        }
         reply_to_iq(&id, node, session, &self.state)
     }
 }
