@@ -395,7 +395,10 @@ async fn an_unpaired_session_gets_a_pair_code_for_a_phone_number() {
         .await;
     r.assert_error(409, "CONFLICT");
     assert!(
-        r.body["message"].as_str().unwrap().contains("already waiting"),
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already waiting"),
         "{}",
         r.body
     );

@@ -163,13 +163,11 @@ fn pair_code_error(e: PairError) -> ProviderError {
                 remaining.as_secs().max(1)
             ))
         }
-        e if e.rejection().is_some() || matches!(e, PairError::RequestFailed(_)) => {
-            unavailable(
-                "WhatsApp refused the pair code request (it limits how often one number may \
+        e if e.rejection().is_some() || matches!(e, PairError::RequestFailed(_)) => unavailable(
+            "WhatsApp refused the pair code request (it limits how often one number may \
                  ask; wait a few minutes before asking again)",
-                e,
-            )
-        }
+            e,
+        ),
         e => unavailable("No pair code", e),
     }
 }
