@@ -102,13 +102,7 @@ async fn connect_to_fake(email: &str) -> Linking {
     ws.subscribe("qr", QR_SUB, json!({"id": id})).await;
     app.wait_subscribers(&tenant.to_string(), 1).await;
 
-    let r = app
-        .post_empty(
-            &format!("/api/v1/whatsapp/{id}/connect"),
-            Auth::Bearer(&token),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    app.connect(&token, &id).await;
 
     // The Noise handshake completes and the client registers as a new device, with the
     // pinned version.

@@ -70,6 +70,15 @@ pub fn sender_phone(source: &MessageSource) -> Option<PhoneNumber> {
         .and_then(|j| phone_of_user(&j.user))
 }
 
+/// The number behind a LID, from the client's LID ↔ number map (kept in our store).
+async fn lid_phone(client: &Client, sender: &whatsapp_rust::Jid) -> Option<PhoneNumber> {
+    if !sender.is_lid() {
+        return None;
+    }
+    let entry = client.get_lid_pn_entry(sender).await.ok().flatten()?;
+    phone_of_user(&entry.phone_number)
+}
+
 /// A received message's content, before its media is fetched.
 pub struct Content<'a> {
     /// What it carries.
@@ -251,9 +260,16 @@ impl Commit {
             return None;
         }
         let content = content(&msg.message)?;
-        let Some(from) = sender_phone(&info.source) else {
-            tracing::warn!(session = %self.ctx.session_id, "a message from a sender without a phone number was not stored");
-            return None;
+        let from = match sender_phone(&info.source) {
+            Some(p) => p,
+            // A sender known only by LID: the client's LID ↔ number map may know the number.
+            None => match lid_phone(client, &info.source.sender).await {
+                Some(p) => p,
+                None => {
+                    tracing::warn!(session = %self.ctx.session_id, "a message from a sender whose number WhatsApp did not give was not stored");
+                    return None;
+                }
+            },
         };
         let mut error = None;
         let media = match content.media {

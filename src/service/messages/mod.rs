@@ -64,7 +64,8 @@ impl Draft {
     fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.session_id.as_bytes());
-        h.update(self.to.jid().as_bytes());
+        // The phone's digits, as before group sends existed, so stored fingerprints still match.
+        h.update(self.to.key().as_bytes());
         h.update(self.kind.as_str().as_bytes());
         for part in [
             self.body.as_deref(),
